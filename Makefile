@@ -1,0 +1,138 @@
+# sockd-session: per-connection SOCKS server.  Plain GNU make.
+#
+#   make            build sockd-session/sockd-session and sockd-check/sockd-check
+#   make run        install build deps, build, serve SOCKS on 127.0.0.1:$(PORT)
+#   make check      install test deps, build, run every test (prove)
+#   make asan       the same suite against an ASan+UBSan build (in build-asan/)
+#   make install    DESTDIR, PREFIX, SBINDIR, SYSCONFDIR, UNITDIR, MANDIR honoured
+#
+# O is the output directory; the default build lives beside the sources, as
+# the README promises, and `make asan` uses O=build-asan so the two coexist.
+
+O        ?= .
+PORT     ?= 1080
+PREFIX   ?= /usr/local
+SBINDIR  ?= $(PREFIX)/sbin
+MANDIR   ?= $(PREFIX)/share/man
+SYSCONFDIR ?= /etc
+UNITDIR  ?= $(shell pkg-config --variable=systemdsystemunitdir systemd 2>/dev/null || echo /lib/systemd/system)
+PAMDIR   ?= $(SYSCONFDIR)/pam.d
+VERSION  := 0.1.0
+
+CC       ?= cc
+WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+            -Wformat=2 -Wvla -Werror
+HARDEN   := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE \
+            -fstack-clash-protection -fcf-protection
+CFLAGS   ?= -O2 -g
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(HARDEN) $(CFLAGS) \
+             -Irules -Isockd-session -DSOCKD_VERSION='"$(VERSION)"' \
+             -DSOCKD_SYSCONFDIR='"$(SYSCONFDIR)"'
+LDFLAGS_HARDEN := -pie -Wl,-z,relro,-z,now -Wl,--as-needed
+
+ifeq ($(SANITIZE),1)
+HARDEN   := -fPIE
+CFLAGS   := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+            -fno-sanitize-recover=undefined
+LDFLAGS_HARDEN := -pie -fsanitize=address,undefined
+endif
+
+# The rules engine: one archive that both programs link (never two copies).
+RULES_SRC := rules/conf_lex.c rules/conf_parse.c rules/conf_dump.c \
+             rules/addr.c rules/rules_match.c rules/names.c rules/resolve.c \
+             rules/methods.c
+SESSION_SRC := sockd-session/main.c sockd-session/activation.c \
+               sockd-session/socks_proto.c sockd-session/negotiate.c \
+               sockd-session/netio.c sockd-session/privdrop.c \
+               sockd-session/connect.c sockd-session/relay.c \
+               sockd-session/log.c
+CHECK_SRC := sockd-check/main.c sockd-check/spec.c sockd-check/lint.c
+UNIT_TESTS := t/unit/addr t/unit/parse t/unit/match t/unit/socks_proto \
+              t/unit/activation
+
+RULES_OBJ   := $(RULES_SRC:%.c=$(O)/%.o)
+SESSION_OBJ := $(SESSION_SRC:%.c=$(O)/%.o)
+CHECK_OBJ   := $(CHECK_SRC:%.c=$(O)/%.o)
+RULES_LIB   := $(O)/rules/librules.a
+SESSION_BIN := $(O)/sockd-session/sockd-session
+CHECK_BIN   := $(O)/sockd-check/sockd-check
+UNIT_BINS   := $(UNIT_TESTS:%=$(O)/%.t)
+
+.PHONY: all run check test asan install uninstall clean deps-build deps-test
+
+all: $(SESSION_BIN) $(CHECK_BIN)
+
+$(O)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(RULES_LIB): $(RULES_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(SESSION_BIN): $(SESSION_OBJ) $(RULES_LIB)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS_HARDEN) $(LDFLAGS) -o $@ $^
+
+$(CHECK_BIN): $(CHECK_OBJ) $(RULES_LIB)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS_HARDEN) $(LDFLAGS) -o $@ $^
+
+# Unit tests link the pieces they test; test_activation also links
+# libsystemd to prove our LISTEN_FDS reader agrees with sd_listen_fds(3).
+$(O)/t/unit/%.t: $(O)/t/unit/%.o $(O)/t/unit/tap.o $(RULES_LIB) $(filter-out $(O)/sockd-session/main.o,$(SESSION_OBJ))
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS_HARDEN) -o $@ $^ $(if $(findstring activation,$@),$(shell pkg-config --libs libsystemd))
+
+$(O)/t/unit/%.o: t/unit/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -It/unit -MMD -MP -c -o $@ $<
+
+deps-build:
+	@sh t/deps.sh build
+
+deps-test:
+	@sh t/deps.sh test
+
+run: deps-build
+	$(MAKE) all
+	@echo "sockd-session: serving SOCKS on 127.0.0.1:$(PORT) with conf/sockd.conf (Ctrl-C stops)"
+	systemd-socket-activate --accept -l 127.0.0.1:$(PORT) \
+	  $(abspath $(SESSION_BIN)) -f $(abspath conf/sockd.conf) -d
+
+check: deps-test
+	$(MAKE) all units
+	$(MAKE) test
+
+units: $(UNIT_BINS)
+
+# Every test, unit and integration, through one prove run; O= tells the
+# integration tests which binaries to drive.
+test:
+	SOCKD_BUILD=$(abspath $(O)) prove --exec env -r t/
+
+asan:
+	$(MAKE) deps-test
+	$(MAKE) O=build-asan SANITIZE=1 all units
+	$(MAKE) O=build-asan SANITIZE=1 test
+
+install: all
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(PAMDIR) \
+	  $(DESTDIR)$(SYSCONFDIR) $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
+	install -m 0755 $(SESSION_BIN) $(CHECK_BIN) $(DESTDIR)$(SBINDIR)/
+	install -m 0644 units/sockd.socket units/sockd@.service $(DESTDIR)$(UNITDIR)/
+	install -m 0644 pam.d/sockd $(DESTDIR)$(PAMDIR)/sockd
+	[ -e $(DESTDIR)$(SYSCONFDIR)/sockd.conf ] || \
+	  install -m 0644 conf/sockd.conf $(DESTDIR)$(SYSCONFDIR)/sockd.conf
+	install -m 0644 man/sockd.conf.5 $(DESTDIR)$(MANDIR)/man5/
+	install -m 0644 man/sockd-session.8 man/sockd-check.8 $(DESTDIR)$(MANDIR)/man8/
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/sockd-session $(DESTDIR)$(SBINDIR)/sockd-check \
+	  $(DESTDIR)$(UNITDIR)/sockd.socket $(DESTDIR)$(UNITDIR)/sockd@.service \
+	  $(DESTDIR)$(PAMDIR)/sockd $(DESTDIR)$(MANDIR)/man5/sockd.conf.5 \
+	  $(DESTDIR)$(MANDIR)/man8/sockd-session.8 $(DESTDIR)$(MANDIR)/man8/sockd-check.8
+
+clean:
+	rm -rf build-asan
+	find . -name '*.o' -o -name '*.d' -o -name '*.a' -o -name '*.t' -path './t/unit/*' | xargs rm -f
+	rm -f $(SESSION_BIN) $(CHECK_BIN)
+
+-include $(RULES_OBJ:.o=.d) $(SESSION_OBJ:.o=.d) $(CHECK_OBJ:.o=.d)

@@ -1,0 +1,59 @@
+/* The matcher: what sockd-session does with a connection, and what
+ * sockd-check reports.  Both fill a struct facts and call the same
+ * functions; a rule that needs a fact the caller did not give is reported
+ * (MATCH_MISSING, naming the fact), never silently skipped. */
+#ifndef SOCKD_RULES_MATCH_H
+#define SOCKD_RULES_MATCH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "conf.h"
+
+struct facts {
+	/* the client connection */
+	const struct sockaddr_storage *client;   /* required */
+	const struct sockaddr_storage *local;    /* NULL = unknown */
+	/* authentication */
+	enum method clientmethod;                /* none or pam.address */
+	enum method method;                      /* negotiated socks method */
+	const char *user;        /* authenticated name; NULL = none.  Only
+				    trusted when method_yields_user(method) */
+	const char *const *groups;  /* when non-NULL, the user's groups as
+				       given (sockd-check's group=); else
+				       the system's group database decides */
+	size_t ngroups;
+	int version;             /* 4 or 5 */
+	/* the request */
+	unsigned command;        /* one CMD_* bit */
+	const char *dest_name;   /* canonical name as requested, or NULL */
+	const struct sockaddr_storage *dest;     /* concrete address, or NULL */
+	uint16_t dest_port;
+	bool dest_port_known;
+};
+
+enum match_result { MATCH_NO, MATCH_YES, MATCH_MISSING };
+
+struct verdict {
+	bool pass;
+	const struct rule *rule;   /* NULL: no rule matched (default block) */
+	const char *missing;       /* with rc MATCH_MISSING: the fact needed */
+	const struct rule *missing_rule;
+};
+
+/* Decides the client rules (from = client, to = local address).
+ * Returns MATCH_YES with *v filled, or MATCH_MISSING. */
+enum match_result rules_decide_client(const struct conf *c,
+				      const struct facts *f, struct verdict *v);
+
+/* Decides the socks rules for one concrete destination. */
+enum match_result rules_decide_socks(const struct conf *c,
+				     const struct facts *f, struct verdict *v);
+
+/* The methods a client rule R lets its clients use (R's own list, or the
+ * global one). */
+const struct method_list *rules_socks_methods(const struct conf *c,
+					      const struct rule *r);
+
+#endif
