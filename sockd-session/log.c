@@ -1,0 +1,139 @@
+/* Log lines: "<time> sockd-session[pid]: <level>: <event> key=value ...". */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define MAX_TARGETS 8
+
+static struct {
+	int fds[MAX_TARGETS];
+	size_t nfds;
+	int use_syslog;
+	int debug;
+} logs = { { 2 }, 1, 1, 0 };
+
+static const char *const level_name[] = { "error", "warning", "notice",
+					  "info", "debug" };
+static const int level_syslog[] = { LOG_ERR, LOG_WARNING, LOG_NOTICE,
+				     LOG_INFO, LOG_DEBUG };
+
+void log_init_early(void)
+{
+	logs.fds[0] = 2;
+	logs.nfds = 1;
+	logs.use_syslog = 1;
+	openlog("sockd-session", LOG_PID | LOG_NDELAY, LOG_DAEMON);
+}
+
+static int facility_of(const char *name)
+{
+	static const struct { const char *n; int f; } map[] = {
+		{ "auth", LOG_AUTH }, { "authpriv", LOG_AUTHPRIV },
+		{ "daemon", LOG_DAEMON }, { "user", LOG_USER },
+		{ "local0", LOG_LOCAL0 }, { "local1", LOG_LOCAL1 },
+		{ "local2", LOG_LOCAL2 }, { "local3", LOG_LOCAL3 },
+		{ "local4", LOG_LOCAL4 }, { "local5", LOG_LOCAL5 },
+		{ "local6", LOG_LOCAL6 }, { "local7", LOG_LOCAL7 } };
+	for (size_t i = 0; name && i < sizeof(map) / sizeof(map[0]); i++)
+		if (!strcmp(map[i].n, name))
+			return map[i].f;
+	return LOG_DAEMON;
+}
+
+void log_open(const struct conf *c)
+{
+	logs.nfds = 0;
+	logs.use_syslog = 0;
+	logs.debug = c->debug;
+	closelog();
+	for (size_t i = 0; i < c->nlogout && logs.nfds < MAX_TARGETS; i++) {
+		const struct log_target *t = &c->logout[i];
+		int fd = -1;
+		switch (t->kind) {
+		case LOGT_STDERR: fd = 2; break;
+		case LOGT_STDOUT: fd = 1; break;
+		case LOGT_FILE:
+			fd = open(t->arg, O_WRONLY | O_APPEND | O_CREAT |
+				  O_CLOEXEC | O_NOCTTY, 0640);
+			if (fd < 0)
+				log_msg(LOGL_WARNING, "cannot open log file %s: %s",
+					t->arg, strerror(errno));
+			break;
+		case LOGT_SYSLOG:
+			/* connect now: after the drop /dev/log may be out of
+			 * reach, and the sandbox allows no new sockets */
+			openlog("sockd-session", LOG_PID | LOG_NDELAY,
+				facility_of(t->arg));
+			logs.use_syslog = 1;
+			break;
+		}
+		if (fd >= 0)
+			logs.fds[logs.nfds++] = fd;
+	}
+}
+
+void log_set_debug(int level)
+{
+	if (level <= 0)
+		return;
+	logs.debug = level;
+	for (size_t i = 0; i < logs.nfds; i++)
+		if (logs.fds[i] == 2)
+			return;
+	if (logs.nfds < MAX_TARGETS)
+		logs.fds[logs.nfds++] = 2;
+}
+
+void log_msg(enum log_level lvl, const char *fmt, ...)
+{
+	char msg[2048], line[2200], stamp[32];
+	va_list ap;
+
+	if (lvl == LOGL_DEBUG && !logs.debug)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (logs.use_syslog)
+		syslog(level_syslog[lvl], "%s: %s", level_name[lvl], msg);
+	if (!logs.nfds)
+		return;
+	struct timespec ts;
+	struct tm tm;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	localtime_r(&ts.tv_sec, &tm);
+	strftime(stamp, sizeof(stamp), "%b %e %H:%M:%S", &tm);
+	int n = snprintf(line, sizeof(line), "%s sockd-session[%ld]: %s: %s\n",
+			 stamp, (long)getpid(), level_name[lvl], msg);
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof(line))
+		n = sizeof(line) - 1;
+	for (size_t i = 0; i < logs.nfds; i++) {
+		/* one write per line keeps lines whole in a shared file */
+		ssize_t w = write(logs.fds[i], line, (size_t)n);
+		(void)w;  /* nowhere left to report a failed log write */
+	}
+}
+
+void log_escape(const char *in, size_t len, char *out, size_t outlen)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < len && o + 5 < outlen; i++) {
+		unsigned char ch = (unsigned char)in[i];
+		if (ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '\\')
+			out[o++] = (char)ch;
+		else
+			o += (size_t)snprintf(out + o, outlen - o, "\\x%02x", ch);
+	}
+	if (outlen)
+		out[o < outlen ? o : outlen - 1] = '\0';
+}

@@ -1,0 +1,30 @@
+/* Session logging: one line per event, to the targets of "logoutput".
+ * Targets are opened before the privilege drop and kept open, so the
+ * unprivileged relay can still write. */
+#ifndef SOCKD_LOG_H
+#define SOCKD_LOG_H
+
+#include <stddef.h>
+
+#include "conf.h"
+
+enum log_level { LOGL_ERROR, LOGL_WARNING, LOGL_NOTICE, LOGL_INFO, LOGL_DEBUG };
+
+/* Before the rules are loaded: stderr (when it is not the client) and
+ * syslog. */
+void log_init_early(void);
+
+/* Opens C's logoutput targets (replacing the early ones). */
+void log_open(const struct conf *c);
+
+/* -d: debug lines too, and stderr as a target whatever logoutput says. */
+void log_set_debug(int level);
+
+void log_msg(enum log_level lvl, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Copies LEN bytes of client-supplied data to OUT as printable ASCII,
+ * escaping everything else as \xNN, '"' and '\' as well. */
+void log_escape(const char *in, size_t len, char *out, size_t outlen);
+
+#endif

@@ -1,0 +1,120 @@
+/* SOCKS5 negotiation (RFC 1928 sections 3-4), exact reads only. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "negotiate.h"
+#include "netio.h"
+
+int negotiate_method_available(enum method m)
+{
+	return m == METHOD_NONE;
+}
+
+int negotiate_reply(int fd, uint8_t rep, const struct sockaddr_storage *bnd,
+		    int64_t deadline)
+{
+	uint8_t out[SOCKS_REPLY_MAX];
+	size_t n = socks5_reply_encode(out, rep, bnd);
+
+	return netio_write_all(fd, out, n, deadline);
+}
+
+static int read_failed(struct negotiation *n, const char *what, size_t have)
+{
+	if (errno == ETIMEDOUT)
+		snprintf(n->reason, sizeof(n->reason), "timeout.negotiate expired "
+			 "while reading the %s (%zu bytes read)", what, have);
+	else if (errno == ECONNRESET)
+		snprintf(n->reason, sizeof(n->reason), "client closed during the "
+			 "%s (%zu bytes read)", what, have);
+	else
+		snprintf(n->reason, sizeof(n->reason), "reading the %s: %s", what,
+			 strerror(errno));
+	return -1;
+}
+
+/* Our list, in our order, against what the client offered. */
+static int choose_method(const struct method_list *ours,
+			 const struct socks5_greeting *g, enum method *out)
+{
+	for (size_t i = 0; i < ours->n; i++) {
+		if (!negotiate_method_available(ours->m[i]))
+			continue;
+		int wire = method_wire(ours->m[i]);
+		for (unsigned j = 0; j < g->nmethods; j++) {
+			if (g->methods[j] == wire) {
+				*out = ours->m[i];
+				return 0;
+			}
+		}
+	}
+	return -1;
+}
+
+static int read_request(int fd, int64_t deadline, struct negotiation *n)
+{
+	uint8_t buf[SOCKS5_REQUEST_MAX];
+	size_t have = 0;
+	int need;
+
+	while ((need = socks5_request_decode(buf, have, &n->req)) > 0) {
+		if (netio_read_exact(fd, buf, &have, (size_t)need, deadline))
+			return read_failed(n, "request", have);
+	}
+	if (need == 0)
+		return 0;
+	snprintf(n->reason, sizeof(n->reason), "bad request: %s",
+		 socks_proto_strerror(need));
+	uint8_t rep = need == PROTO_BAD_ATYP ? REP_ATYP_UNSUPPORTED
+		    : need == PROTO_BAD_NAME ? REP_HOST_UNREACHABLE
+		    : REP_GENERAL_FAILURE;
+	if (need != PROTO_BAD_VERSION) {
+		negotiate_reply(fd, rep, NULL, deadline);
+		n->replied = 1;
+	}
+	return -1;
+}
+
+int negotiate(int fd, const struct method_list *methods, int64_t deadline,
+	      struct negotiation *n)
+{
+	uint8_t buf[SOCKS5_GREETING_MAX];
+	struct socks5_greeting g;
+	size_t have = 0;
+	int need;
+
+	memset(n, 0, sizeof(*n));
+	if (netio_read_exact(fd, buf, &have, 1, deadline))
+		return read_failed(n, "greeting", have);
+	if (buf[0] != 5) {
+		snprintf(n->reason, sizeof(n->reason), buf[0] == 4
+			 ? "SOCKS4 is not supported yet"
+			 : "not a SOCKS request (first byte 0x%02x)", buf[0]);
+		return -1;
+	}
+	while ((need = socks5_greeting_decode(buf, have, &g)) > 0) {
+		if (netio_read_exact(fd, buf, &have, (size_t)need, deadline))
+			return read_failed(n, "greeting", have);
+	}
+	if (need < 0) {
+		snprintf(n->reason, sizeof(n->reason), "bad greeting: %s",
+			 socks_proto_strerror(need));
+		return -1;
+	}
+	uint8_t answer[2] = { 5, 0xff };
+	if (choose_method(methods, &g, &n->method)) {
+		netio_write_all(fd, answer, 2, deadline);
+		n->replied = 1;
+		snprintf(n->reason, sizeof(n->reason),
+			 "client offered no acceptable authentication method");
+		return -1;
+	}
+	answer[1] = (uint8_t)method_wire(n->method);
+	if (netio_write_all(fd, answer, 2, deadline)) {
+		snprintf(n->reason, sizeof(n->reason), "writing the method: %s",
+			 strerror(errno));
+		return -1;
+	}
+	return read_request(fd, deadline, n);
+}

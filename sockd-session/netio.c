@@ -1,0 +1,83 @@
+/* Deadline-bound I/O for the negotiation phase. */
+#include <errno.h>
+#include <poll.h>
+#include <stdint.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "netio.h"
+
+int64_t netio_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t netio_deadline(int seconds)
+{
+	return seconds > 0 ? netio_now_ms() + (int64_t)seconds * 1000 : INT64_MAX;
+}
+
+static int wait_for(int fd, short events, int64_t deadline)
+{
+	for (;;) {
+		int64_t left = deadline == INT64_MAX ? -1 : deadline - netio_now_ms();
+		if (deadline != INT64_MAX && left <= 0) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		struct pollfd pfd = { .fd = fd, .events = events };
+		int rc = poll(&pfd, 1, left > INT32_MAX ? INT32_MAX : (int)left);
+		if (rc > 0)
+			return 0;
+		if (rc < 0 && errno != EINTR)
+			return -1;
+	}
+}
+
+int netio_read_exact(int fd, uint8_t *buf, size_t *have, size_t want,
+		     int64_t deadline)
+{
+	while (*have < want) {
+		ssize_t n = read(fd, buf + *have, want - *have);
+		if (n > 0) {
+			*have += (size_t)n;
+			continue;
+		}
+		if (n == 0) {
+			errno = ECONNRESET;
+			return -1;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN || wait_for(fd, POLLIN, deadline))
+			return -1;
+	}
+	return 0;
+}
+
+int netio_write_all(int fd, const void *buf, size_t len, int64_t deadline)
+{
+	const uint8_t *p = buf;
+
+	while (len) {
+		ssize_t n = write(fd, p, len);
+		if (n > 0) {
+			p += n;
+			len -= (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n == 0 || errno != EAGAIN || wait_for(fd, POLLOUT, deadline))
+			return -1;
+	}
+	return 0;
+}
+
+int netio_wait_writable(int fd, int64_t deadline)
+{
+	return wait_for(fd, POLLOUT, deadline);
+}

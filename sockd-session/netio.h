@@ -1,0 +1,28 @@
+/* Reads and writes under one absolute deadline (the negotiation's). */
+#ifndef SOCKD_NETIO_H
+#define SOCKD_NETIO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Monotonic milliseconds. */
+int64_t netio_now_ms(void);
+
+/* Deadline SECONDS from now; 0 seconds means none (INT64_MAX). */
+int64_t netio_deadline(int seconds);
+
+/* Reads until BUF holds exactly WANT bytes (starting from *HAVE).  Returns
+ * 0; -1 on EOF, error or deadline, with errno ETIMEDOUT for the deadline
+ * and ECONNRESET for EOF.  The socket is non-blocking. */
+int netio_read_exact(int fd, uint8_t *buf, size_t *have, size_t want,
+		     int64_t deadline);
+
+/* Writes all LEN bytes before DEADLINE.  Returns 0 or -1. */
+int netio_write_all(int fd, const void *buf, size_t len, int64_t deadline);
+
+/* Waits for FD to become writable (a non-blocking connect finishing)
+ * before DEADLINE.  Returns 0 or -1 (errno ETIMEDOUT). */
+int netio_wait_writable(int fd, int64_t deadline);
+
+#endif

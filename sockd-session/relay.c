@@ -1,0 +1,169 @@
+/* splice relay.
+ *
+ * Each direction moves bytes socket -> pipe -> socket.  The loop waits
+ * for input only while its pipe is empty and for output only while the
+ * pipe holds data: a pipe's capacity counts page slots, not bytes, so a
+ * pipe full of small segments refuses more input while reporting the
+ * source readable, and polling the source then would spin. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "netio.h"
+#include "relay.h"
+
+#define PIPE_SIZE (1 << 20)
+
+struct direction {
+	int from, to;
+	int pipe_r, pipe_w;
+	size_t in_pipe;
+	size_t cap;
+	bool eof;        /* source said end of file */
+	bool shut;       /* passed on as shutdown(SHUT_WR) */
+	uint64_t bytes;
+};
+
+int relay_pipes_open(struct relay_pipes *p)
+{
+	if (pipe2(p->up, O_CLOEXEC | O_NONBLOCK) < 0)
+		return -1;
+	if (pipe2(p->down, O_CLOEXEC | O_NONBLOCK) < 0) {
+		close(p->up[0]);
+		close(p->up[1]);
+		return -1;
+	}
+	/* best effort: a smaller pipe only costs more system calls */
+	fcntl(p->up[1], F_SETPIPE_SZ, PIPE_SIZE);
+	fcntl(p->down[1], F_SETPIPE_SZ, PIPE_SIZE);
+	return 0;
+}
+
+static size_t pipe_cap(int fd)
+{
+	int n = fcntl(fd, F_GETPIPE_SZ);
+	return n > 0 ? (size_t)n : 65536;
+}
+
+/* Moves what it can without blocking.  Returns 1 on progress, 0 on none,
+ * -1 on a fatal error (errno set). */
+static int pump(struct direction *d)
+{
+	int progress = 0;
+
+	for (;;) {
+		bool moved = false;
+		if (d->in_pipe > 0) {
+			ssize_t n = splice(d->pipe_r, NULL, d->to, NULL, d->in_pipe,
+					   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+			if (n > 0) {
+				d->in_pipe -= (size_t)n;
+				d->bytes += (uint64_t)n;
+				moved = true;
+			} else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+				return -1;
+			}
+		}
+		/* read only into an empty pipe: drain first, then refill */
+		if (!d->eof && d->in_pipe == 0) {
+			ssize_t n = splice(d->from, NULL, d->pipe_w, NULL, d->cap,
+					   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+			if (n > 0) {
+				d->in_pipe += (size_t)n;
+				moved = true;
+			} else if (n == 0) {
+				d->eof = true;
+				moved = true;
+			} else if (errno != EAGAIN && errno != EINTR) {
+				return -1;
+			}
+		}
+		if (d->eof && d->in_pipe == 0 && !d->shut) {
+			/* ENOTCONN: the peer is already gone; nothing to tell */
+			if (shutdown(d->to, SHUT_WR) < 0 && errno != ENOTCONN)
+				return -1;
+			d->shut = true;
+			moved = true;
+		}
+		if (!moved)
+			return progress;
+		progress = 1;
+	}
+}
+
+static short wanted(const struct direction *d, int fd)
+{
+	if (d->shut)
+		return 0;
+	if (d->in_pipe > 0)
+		return fd == d->to ? POLLOUT : 0;
+	if (!d->eof)
+		return fd == d->from ? POLLIN : 0;
+	return 0;
+}
+
+void relay_run(int client, int target, struct relay_pipes *p, int io_timeout,
+	       int fin_wait, struct relay_stats *st)
+{
+	struct direction up = { client, target, p->up[0], p->up[1], 0,
+				pipe_cap(p->up[1]), false, false, 0 };
+	struct direction down = { target, client, p->down[0], p->down[1], 0,
+				  pipe_cap(p->down[1]), false, false, 0 };
+	int64_t half_closed_at = 0;
+
+	st->reason = "closed";
+	for (;;) {
+		if (pump(&up) < 0 || pump(&down) < 0) {
+			st->reason = errno == ECONNRESET ? "connection reset"
+			      : errno == EPIPE ? "peer stopped reading"
+			      : "i/o error";
+			break;
+		}
+		if (up.shut && down.shut) {
+			st->reason = "both sides closed";
+			break;
+		}
+		int timeout = io_timeout > 0 ? io_timeout * 1000 : -1;
+		if ((up.shut || down.shut) && fin_wait > 0) {
+			if (!half_closed_at)
+				half_closed_at = netio_now_ms();
+			int64_t left = half_closed_at + fin_wait * 1000 -
+				       netio_now_ms();
+			if (left <= 0) {
+				st->reason = "timeout.tcp_fin_wait expired";
+				break;
+			}
+			if (timeout < 0 || left < timeout)
+				timeout = (int)left;
+		}
+		struct pollfd pfd[2] = {
+			{ client, (short)(wanted(&up, client) | wanted(&down, client)), 0 },
+			{ target, (short)(wanted(&up, target) | wanted(&down, target)), 0 },
+		};
+		int rc = poll(pfd, 2, timeout);
+		if (rc < 0 && errno == EINTR)
+			continue;
+		if (rc < 0) {
+			st->reason = "poll error";
+			break;
+		}
+		/* An error or hang-up on a socket we are not waiting on (a
+		 * reset while the other direction idles) would wake poll at
+		 * once, forever: end here instead. */
+		if (rc > 0 && ((!pfd[0].events && pfd[0].revents) ||
+			       (!pfd[1].events && pfd[1].revents))) {
+			st->reason = "connection reset";
+			break;
+		}
+		if (rc == 0 && !(half_closed_at && fin_wait > 0 &&
+				 netio_now_ms() - half_closed_at >= fin_wait * 1000)) {
+			st->reason = "timeout.io expired";
+			break;
+		}
+	}
+	st->from_client = up.bytes;
+	st->to_client = down.bytes;
+}

@@ -1,0 +1,76 @@
+/* SOCKS 4, 4a and 5 messages (RFC 1928, SOCKS4/4a): pure encoders and
+ * incremental decoders.  Each decoder is given the bytes read so far and
+ * says how many it needs in total, so the session reads exactly one
+ * message and never a byte past it: whatever the client sent after the
+ * request stays in the socket for the relay.  Fed whole or byte by byte,
+ * a decoder gives the same result. */
+#ifndef SOCKD_SOCKS_PROTO_H
+#define SOCKD_SOCKS_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "names.h"
+
+#define SOCKS5_GREETING_MAX 257
+#define SOCKS5_REQUEST_MAX 262   /* 4 + 1 + 255 + 2 */
+#define SOCKS_REPLY_MAX 22
+
+enum { SOCKS5_ATYP_IPV4 = 1, SOCKS5_ATYP_NAME = 3, SOCKS5_ATYP_IPV6 = 4 };
+enum { SOCKS_CMD_CONNECT = 1, SOCKS_CMD_BIND = 2, SOCKS_CMD_UDP = 3 };
+
+enum socks5_rep {
+	REP_SUCCEEDED = 0x00,
+	REP_GENERAL_FAILURE = 0x01,
+	REP_NOT_ALLOWED = 0x02,
+	REP_NET_UNREACHABLE = 0x03,
+	REP_HOST_UNREACHABLE = 0x04,
+	REP_CONN_REFUSED = 0x05,
+	REP_TTL_EXPIRED = 0x06,
+	REP_CMD_UNSUPPORTED = 0x07,
+	REP_ATYP_UNSUPPORTED = 0x08,
+};
+
+/* Decoder status: > 0 = total bytes needed (read more until HAVE equals
+ * it), 0 = complete, < 0 = malformed (a PROTO_* code). */
+enum {
+	PROTO_BAD_VERSION = -1,
+	PROTO_NO_METHODS = -2,
+	PROTO_BAD_RESERVED = -3,
+	PROTO_BAD_ATYP = -4,     /* reply 08 */
+	PROTO_BAD_NAME = -5,     /* reply 04: a name we refuse to resolve */
+};
+
+struct socks5_greeting {
+	uint8_t nmethods;
+	uint8_t methods[255];
+};
+
+struct socks_request {
+	int version;            /* 4 or 5 */
+	uint8_t command;        /* SOCKS_CMD_* as sent */
+	uint8_t atyp;
+	struct sockaddr_storage addr;   /* ATYP 1/4 (port set too) */
+	char name[NAME_MAX_LEN + 1];    /* ATYP 3, canonical */
+	uint16_t port;
+};
+
+/* Greeting: VER NMETHODS METHODS. */
+int socks5_greeting_decode(const uint8_t *buf, size_t have,
+			   struct socks5_greeting *g);
+
+/* Request: VER CMD RSV ATYP DST.ADDR DST.PORT.  The command byte is not
+ * judged here (the caller answers 07); a bad ATYP gives PROTO_BAD_ATYP. */
+int socks5_request_decode(const uint8_t *buf, size_t have,
+			  struct socks_request *r);
+
+/* Writes VER REP RSV ATYP BND.ADDR BND.PORT for BND (NULL: 0.0.0.0:0).
+ * Returns its length. */
+size_t socks5_reply_encode(uint8_t *out, uint8_t rep,
+			   const struct sockaddr_storage *bnd);
+
+/* Readable name of a PROTO_* code. */
+const char *socks_proto_strerror(int code);
+
+#endif
