@@ -66,6 +66,7 @@ int addr_parse_prefix(const char *s, struct rule_addr *r, char *err,
 	unsigned long prefix;
 	bool host_bits = false;
 
+	err[0] = '\0';
 	if (!slash) {
 		snprintf(err, errlen, "address \"%.64s\" needs a prefix length "
 			 "(\"%.64s/%s\")", s, s, strchr(s, ':') ? "128" : "32");

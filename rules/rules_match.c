@@ -70,6 +70,7 @@ static enum match_result match_addr(const struct rule_addr *ra,
 				    const struct sockaddr_storage *addr,
 				    const char *name, bool port_known,
 				    uint16_t port, const char *what,
+				    const char *what_port,
 				    const char **missing)
 {
 	bool hit;
@@ -77,11 +78,8 @@ static enum match_result match_addr(const struct rule_addr *ra,
 	switch (ra->kind) {
 	case ADDR_NONE:
 	case ADDR_ANY:
-		hit = addr ? addr_in_prefix(ra, addr) : name != NULL;
-		if (!addr && !name) {
-			*missing = what;
-			return MATCH_MISSING;
-		}
+		/* 0/0 is every address, so it matches one not yet known */
+		hit = addr ? addr_in_prefix(ra, addr) : true;
 		break;
 	case ADDR_IPV4:
 	case ADDR_IPV6:
@@ -108,7 +106,7 @@ static enum match_result match_addr(const struct rule_addr *ra,
 	if (ra->port.op == PORT_ANY)
 		return MATCH_YES;
 	if (!port_known) {
-		*missing = "port";
+		*missing = what_port;
 		return MATCH_MISSING;
 	}
 	return port_match(&ra->port, port) ? MATCH_YES : MATCH_NO;
@@ -176,12 +174,13 @@ static enum match_result match_client_rule(const struct rule *r,
 {
 	enum match_result m;
 
-	m = match_addr(&r->from, f->client, NULL, true, addr_port(f->client),
-		       "from", missing);
+	m = match_addr(&r->from, f->client, NULL, f->client_port_known,
+		       addr_port(f->client), "from", "fromport", missing);
 	if (m != MATCH_YES)
 		return m;
-	return match_addr(&r->to, f->local, NULL, f->local != NULL,
-			  f->local ? addr_port(f->local) : 0, "laddr", missing);
+	return match_addr(&r->to, f->local, NULL, f->local_port_known,
+			  f->local ? addr_port(f->local) : 0, "laddr", "lport",
+			  missing);
 }
 
 static enum match_result match_socks_rule(const struct conf *c,
@@ -195,12 +194,12 @@ static enum match_result match_socks_rule(const struct conf *c,
 	if (!(r->proxyprotocols & pxp) || !(r->commands & f->command) ||
 	    !(r->protocols & protocol_of(f->command)))
 		return MATCH_NO;
-	m = match_addr(&r->from, f->client, NULL, true, addr_port(f->client),
-		       "from", missing);
+	m = match_addr(&r->from, f->client, NULL, f->client_port_known,
+		       addr_port(f->client), "from", "fromport", missing);
 	if (m != MATCH_YES)
 		return m;
 	m = match_addr(&r->to, f->dest, f->dest_name, f->dest_port_known,
-		       f->dest_port, "to", missing);
+		       f->dest_port, "to", "port", missing);
 	if (m != MATCH_YES)
 		return m;
 	return match_auth(c, r, f, missing);
@@ -244,4 +243,12 @@ enum match_result rules_decide_socks(const struct conf *c,
 				     const struct facts *f, struct verdict *v)
 {
 	return decide(c, f, v, false);
+}
+
+bool rules_client_allows_method(const struct conf *c, const struct rule *r,
+				enum method m, int version)
+{
+	if (version == 4 && m != METHOD_NONE)
+		return false;
+	return method_list_has(rules_socks_methods(c, r), m);
 }

@@ -15,6 +15,7 @@ struct facts {
 	/* the client connection */
 	const struct sockaddr_storage *client;   /* required */
 	const struct sockaddr_storage *local;    /* NULL = unknown */
+	bool client_port_known, local_port_known;
 	/* authentication */
 	enum method clientmethod;                /* none or pam.address */
 	enum method method;                      /* negotiated socks method */
@@ -55,5 +56,12 @@ enum match_result rules_decide_socks(const struct conf *c,
  * global one). */
 const struct method_list *rules_socks_methods(const struct conf *c,
 					      const struct rule *r);
+
+/* May a client that matched client rule R use socks method M with SOCKS
+ * VERSION?  M must be in R's (or the global) socksmethod list; a SOCKS4
+ * client has no negotiation and always means "none", so a client rule
+ * that leaves "none" out refuses SOCKS4 (the CVE-2024-54662 lesson). */
+bool rules_client_allows_method(const struct conf *c, const struct rule *r,
+				enum method m, int version);
 
 #endif

@@ -163,6 +163,7 @@ static void refuse(const struct session *s, const struct rule *r, int always,
 static void check_client_rules(struct session *s)
 {
 	struct facts f = { .client = &s->cc.peer, .local = &s->cc.local,
+			   .client_port_known = true, .local_port_known = true,
 			   .version = 5 };
 	struct verdict v;
 
@@ -243,6 +244,7 @@ static void log_relay_end(const struct session *s,
 static int run_connect(struct session *s)
 {
 	struct facts f = { .client = &s->cc.peer, .local = &s->cc.local,
+			   .client_port_known = true, .local_port_known = true,
 			   .clientmethod = METHOD_NONE, .method = s->neg.method,
 			   .version = 5, .command = CMD_CONNECT };
 	struct connect_result cr;
