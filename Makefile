@@ -79,8 +79,8 @@ $(CHECK_BIN): $(CHECK_OBJ) $(RULES_LIB)
 
 # Unit tests link the pieces they test; test_activation also links
 # libsystemd to prove our LISTEN_FDS reader agrees with sd_listen_fds(3).
-$(O)/t/unit/%.t: $(O)/t/unit/%.o $(O)/t/unit/tap.o $(RULES_LIB) $(filter-out $(O)/sockd-session/main.o,$(SESSION_OBJ))
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS_HARDEN) -o $@ $^ $(if $(findstring activation,$@),$(shell pkg-config --libs libsystemd))
+$(O)/t/unit/%.t: $(O)/t/unit/%.o $(O)/t/unit/tap.o $(filter-out $(O)/sockd-session/main.o,$(SESSION_OBJ)) $(RULES_LIB)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS_HARDEN) -o $@ $(filter %.o,$^) $(RULES_LIB) $(if $(findstring activation,$@),$(shell pkg-config --libs libsystemd))
 
 $(O)/t/unit/%.o: t/unit/%.c
 	@mkdir -p $(dir $@)
@@ -107,7 +107,7 @@ units: $(UNIT_BINS)
 # Every test, unit and integration, through one prove run; O= tells the
 # integration tests which binaries to drive.
 test:
-	SOCKD_BUILD=$(abspath $(O)) prove --exec env -r t/
+	SOCKD_BUILD=$(abspath $(O)) prove --exec env $(UNIT_BINS) $(sort $(wildcard t/*.t))
 
 asan:
 	$(MAKE) deps-test
@@ -133,7 +133,7 @@ uninstall:
 
 clean:
 	rm -rf build-asan
-	find . -name '*.o' -o -name '*.d' -o -name '*.a' -o -name '*.t' -path './t/unit/*' | xargs rm -f
-	rm -f $(SESSION_BIN) $(CHECK_BIN)
+	find . \( -name '*.o' -o -name '*.d' -o -name '*.a' \) -exec rm -f {} +
+	rm -f $(SESSION_BIN) $(CHECK_BIN) $(UNIT_BINS)
 
 -include $(RULES_OBJ:.o=.d) $(SESSION_OBJ:.o=.d) $(CHECK_OBJ:.o=.d)

@@ -35,15 +35,16 @@ static int is_word_char(unsigned char c)
 	return !strchr("{}#=<>!", c);
 }
 
-/* Keywords are identifiers: letters, digits, '.', '_' (timeout.io.tcp). */
+/* Keywords are lower-case identifiers: letters, digits, '.', '_'
+ * (timeout.io.tcp).  Upper case stays a value: "FILE:/etc/sockd.keytab". */
 static int is_keyword_text(const char *s, size_t n)
 {
-	if (n == 0 || !((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z')))
+	if (n == 0 || !(s[0] >= 'a' && s[0] <= 'z'))
 		return 0;
 	for (size_t i = 0; i < n; i++) {
 		char c = s[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		      (c >= '0' && c <= '9') || c == '.' || c == '_'))
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == '-'))
 			return 0;
 	}
 	return 1;
