@@ -36,13 +36,17 @@ int activation_listen_fds(void)
 	const char *e_fds = getenv("LISTEN_FDS");
 	if (!e_pid || !e_fds)
 		goto out;
-	if (parse_env_num(e_pid, &pid) || parse_env_num(e_fds, &n) ||
-	    n > INT_MAX - SD_LISTEN_FDS_START) {
+	if (parse_env_num(e_pid, &pid)) {
 		rc = -1;
 		goto out;
 	}
 	if (pid != (long)getpid())
+		goto out;       /* meant for another process: not ours */
+	if (parse_env_num(e_fds, &n) || n == 0 ||
+	    n > INT_MAX - SD_LISTEN_FDS_START) {
+		rc = -1;
 		goto out;
+	}
 	for (int fd = SD_LISTEN_FDS_START; fd < SD_LISTEN_FDS_START + n; fd++) {
 		int fl = fcntl(fd, F_GETFD);
 		if (fl < 0 || fcntl(fd, F_SETFD, fl | FD_CLOEXEC) < 0) {

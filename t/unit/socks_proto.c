@@ -1,0 +1,137 @@
+/* Unit tests: SOCKS5 codecs, whole and byte by byte. */
+#include <arpa/inet.h>
+#include <string.h>
+
+#include "addr.h"
+#include "socks_proto.h"
+#include "tap.h"
+
+typedef int (*decoder)(const uint8_t *, size_t, void *);
+
+/* Runs DEC as the session does: feed exactly what it asks for.  With
+ * BYTEWISE, one byte at a time even when it asks for more. */
+static int feed(decoder dec, const uint8_t *msg, size_t len, void *out,
+		int bytewise, size_t *consumed)
+{
+	size_t have = 0;
+	int need;
+
+	while ((need = dec(msg, have, out)) > 0) {
+		if ((size_t)need > len)
+			return 1000;   /* wants more than the message has */
+		have = bytewise ? have + 1 : (size_t)need;
+	}
+	*consumed = have;
+	return need;
+}
+
+static int greet(const uint8_t *b, size_t n, void *o)
+{
+	return socks5_greeting_decode(b, n, o);
+}
+
+static int req(const uint8_t *b, size_t n, void *o)
+{
+	return socks5_request_decode(b, n, o);
+}
+
+struct rcase {
+	const char *name;
+	uint8_t msg[300];
+	size_t len;
+	int want;
+};
+
+static void request_cases(void)
+{
+	struct rcase t[] = {
+		{ "IPv4 CONNECT", { 5, 1, 0, 1, 127, 0, 0, 1, 0, 80 }, 10, 0 },
+		{ "IPv6 CONNECT", { 5, 1, 0, 4, [19] = 1, 0x1f, 0x90 }, 22, 0 },
+		{ "name CONNECT", { 5, 1, 0, 3, 9, 'l', 'o', 'c', 'a', 'l', 'h', 'o',
+				    's', 't', 0, 80 }, 16, 0 },
+		{ "name with NUL", { 5, 1, 0, 3, 3, 'a', 0, 'b', 0, 80 }, 10,
+		  PROTO_BAD_NAME },
+		{ "name with blank", { 5, 1, 0, 3, 3, 'a', ' ', 'b', 0, 80 }, 10,
+		  PROTO_BAD_NAME },
+		{ "name with %", { 5, 1, 0, 3, 3, 'a', '%', 'b', 0, 80 }, 10,
+		  PROTO_BAD_NAME },
+		{ "empty name", { 5, 1, 0, 3, 0, 0, 80 }, 7, PROTO_BAD_NAME },
+		{ "ATYP 5", { 5, 1, 0, 5, 1, 2, 3, 4, 0, 80 }, 10, PROTO_BAD_ATYP },
+		{ "ATYP 0", { 5, 1, 0, 0, 1, 2, 3, 4, 0, 80 }, 10, PROTO_BAD_ATYP },
+		{ "version 4 in a SOCKS5 request", { 4, 1, 0, 1, 1, 2, 3, 4, 0, 80 },
+		  10, PROTO_BAD_VERSION },
+		{ "reserved byte set", { 5, 1, 1, 1, 1, 2, 3, 4, 0, 80 }, 10,
+		  PROTO_BAD_RESERVED },
+		{ "undefined command decodes (answered 07)",
+		  { 5, 9, 0, 1, 1, 2, 3, 4, 0, 80 }, 10, 0 },
+	};
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		struct socks_request a, b;
+		size_t ca = 0, cb = 0;
+		int ra = feed(req, t[i].msg, t[i].len, &a, 0, &ca);
+		int rb = feed(req, t[i].msg, t[i].len, &b, 1, &cb);
+		tap_ok(ra == t[i].want && rb == ra &&
+		       (ra != 0 || (ca == t[i].len && cb == t[i].len &&
+				    !memcmp(&a, &b, sizeof(a)))),
+		       "request: %s (whole %d, bytewise %d)", t[i].name, ra, rb);
+	}
+	/* a 255-byte name, and what follows the request is not consumed */
+	uint8_t m[300] = { 5, 1, 0, 3, 255 };
+	memset(m + 5, 'a', 255);
+	m[260] = 0x01;
+	m[261] = 0xbb;
+	memcpy(m + 262, "GET", 3);
+	struct socks_request r;
+	size_t used;
+	tap_ok(feed(req, m, 265, &r, 0, &used) == 0 && used == 262 &&
+	       r.port == 443 && strlen(r.name) == 255,
+	       "255-byte name; early data left unread");
+	uint8_t v6[22] = { 5, 1, 0, 4, [14] = 0xff, 0xff, 127, 0, 0, 1, 0, 80 };
+	tap_ok(feed(req, v6, 22, &r, 0, &used) == 0 && r.addr.ss_family == AF_INET,
+	       "IPv4-mapped IPv6 destination becomes IPv4");
+}
+
+static void greeting_cases(void)
+{
+	uint8_t g1[] = { 5, 1, 0 }, g2[] = { 5, 0 }, g3[] = { 4, 1, 0 };
+	uint8_t g4[257] = { 5, 255 };
+	struct socks5_greeting a;
+	size_t used;
+
+	tap_ok(feed(greet, g1, 3, &a, 1, &used) == 0 && a.nmethods == 1 &&
+	       used == 3, "greeting with one method, bytewise");
+	tap_ok(feed(greet, g2, 2, &a, 0, &used) == PROTO_NO_METHODS,
+	       "greeting with no methods");
+	tap_ok(feed(greet, g3, 3, &a, 0, &used) == PROTO_BAD_VERSION,
+	       "greeting version 4");
+	tap_ok(feed(greet, g4, 257, &a, 0, &used) == 0 && a.nmethods == 255 &&
+	       used == 257, "greeting with 255 methods");
+}
+
+static void reply_cases(void)
+{
+	uint8_t out[SOCKS_REPLY_MAX];
+	struct sockaddr_storage ss;
+
+	addr_parse_literal("192.0.2.1", &ss);
+	addr_set_port(&ss, 1080);
+	size_t n = socks5_reply_encode(out, REP_SUCCEEDED, &ss);
+	const uint8_t want4[] = { 5, 0, 0, 1, 192, 0, 2, 1, 0x04, 0x38 };
+	tap_ok(n == 10 && !memcmp(out, want4, 10), "IPv4 reply bytes");
+	addr_parse_literal("::1", &ss);
+	addr_set_port(&ss, 80);
+	n = socks5_reply_encode(out, REP_SUCCEEDED, &ss);
+	tap_ok(n == 22 && out[3] == 4 && out[19] == 1 && out[21] == 80,
+	       "IPv6 reply bytes");
+	n = socks5_reply_encode(out, REP_CONN_REFUSED, NULL);
+	const uint8_t want0[] = { 5, 5, 0, 1, 0, 0, 0, 0, 0, 0 };
+	tap_ok(n == 10 && !memcmp(out, want0, 10), "failure reply with zero address");
+}
+
+int main(void)
+{
+	request_cases();
+	greeting_cases();
+	reply_cases();
+	return tap_done();
+}
