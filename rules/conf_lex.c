@@ -23,30 +23,60 @@ static void advance(struct lexer *lx, size_t n)
 	lx->col += (unsigned)n;
 }
 
+/* Character classes by table: the lexer looks at every byte of the file,
+ * and a file is parsed once per connection. */
+enum { C_SPACE = 1, C_WORD = 2, C_HEX = 4, C_KEY = 8, C_KEY1 = 16 };
+
+static const unsigned char cls[256] = {
+	[' '] = C_SPACE, ['\t'] = C_SPACE, ['\r'] = C_SPACE, ['\f'] = C_SPACE,
+	['\v'] = C_SPACE,
+#define R3(a) [a] = C_WORD | C_HEX | C_KEY
+	R3('0'), R3('1'), R3('2'), R3('3'), R3('4'), R3('5'), R3('6'), R3('7'),
+	R3('8'), R3('9'),
+#define L(a) [a] = C_WORD | C_KEY | C_KEY1
+#define LH(a) [a] = C_WORD | C_HEX | C_KEY | C_KEY1
+	LH('a'), LH('b'), LH('c'), LH('d'), LH('e'), LH('f'), L('g'), L('h'),
+	L('i'), L('j'), L('k'), L('l'), L('m'), L('n'), L('o'), L('p'), L('q'),
+	L('r'), L('s'), L('t'), L('u'), L('v'), L('w'), L('x'), L('y'), L('z'),
+#define U(a) [a] = C_WORD
+#define UH(a) [a] = C_WORD | C_HEX
+	UH('A'), UH('B'), UH('C'), UH('D'), UH('E'), UH('F'), U('G'), U('H'),
+	U('I'), U('J'), U('K'), U('L'), U('M'), U('N'), U('O'), U('P'), U('Q'),
+	U('R'), U('S'), U('T'), U('U'), U('V'), U('W'), U('X'), U('Y'), U('Z'),
+	['.'] = C_WORD | C_KEY, ['_'] = C_WORD | C_KEY, ['-'] = C_WORD | C_KEY,
+	['"'] = C_WORD, ['$'] = C_WORD, ['%'] = C_WORD, ['&'] = C_WORD,
+	['\''] = C_WORD, ['('] = C_WORD, [')'] = C_WORD, ['*'] = C_WORD,
+	['+'] = C_WORD, [','] = C_WORD, ['/'] = C_WORD, [':'] = C_WORD,
+	[';'] = C_WORD, ['?'] = C_WORD, ['@'] = C_WORD, ['['] = C_WORD,
+	['\\'] = C_WORD, [']'] = C_WORD, ['^'] = C_WORD, ['`'] = C_WORD,
+	['|'] = C_WORD, ['~'] = C_WORD,
+#undef R3
+#undef L
+#undef LH
+#undef U
+#undef UH
+};
+
 static int is_space(char c)
 {
-	return c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v';
+	return cls[(unsigned char)c] & C_SPACE;
 }
 
+/* Everything printable but blanks and "{}#=<>!" */
 static int is_word_char(unsigned char c)
 {
-	if (c <= ' ' || c >= 0x7f)
-		return 0;
-	return !strchr("{}#=<>!", c);
+	return cls[c] & C_WORD;
 }
 
 /* Keywords are lower-case identifiers: letters, digits, '.', '_'
  * (timeout.io.tcp).  Upper case stays a value: "FILE:/etc/sockd.keytab". */
 static int is_keyword_text(const char *s, size_t n)
 {
-	if (n == 0 || !(s[0] >= 'a' && s[0] <= 'z'))
+	if (n == 0 || !(cls[(unsigned char)s[0]] & C_KEY1))
 		return 0;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-		      c == '.' || c == '_' || c == '-'))
+	for (size_t i = 1; i < n; i++)
+		if (!(cls[(unsigned char)s[i]] & C_KEY))
 			return 0;
-	}
 	return 1;
 }
 
@@ -55,7 +85,7 @@ static int is_keyword_text(const char *s, size_t n)
 static int is_hex_text(const char *s, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		if (!strchr("0123456789abcdefABCDEF", s[i]))
+		if (!(cls[(unsigned char)s[i]] & C_HEX))
 			return 0;
 	return 1;
 }
