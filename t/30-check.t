@@ -1,0 +1,212 @@
+#!/usr/bin/python3
+"""sockd-check: -t, -T, -C, --test, lint, and hostile rules files."""
+import glob
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), 'lib'))
+from sockdtest import *  # noqa: E402,F403
+
+CHECK = os.path.join(BUILD, 'sockd-check', 'sockd-check')
+CONF = os.path.join(CONFDIR, 'check.conf')
+
+
+def check(*args, timeout=15, env=None):
+    r = run([CHECK] + list(args), timeout=timeout, env=env)
+    return r.returncode, r.stdout.decode(errors='replace'), r.stderr.decode(errors='replace')
+
+
+def repo_confs():
+    """Every rules file in the repository that is meant to load."""
+    files = glob.glob(os.path.join(SRCDIR, 'conf', '*.conf'))
+    files += glob.glob(os.path.join(SRCDIR, 'conf', 'examples', '*.conf'))
+    files += [f for f in glob.glob(os.path.join(CONFDIR, '*.conf'))
+              if 'error' not in os.path.basename(f)]
+    return sorted(files)
+
+
+@test
+def syntax_check_of_every_conf():
+    files = repo_confs()
+    ok(len(files) >= 3, 'found rules files to check (%d)' % len(files))
+    for f in files:
+        rc, out, err = check('-f', f, '-t')
+        is_(rc, 0, '-t accepts %s' % os.path.relpath(f, SRCDIR), err)
+
+
+@test
+def canonical_form_is_a_fixpoint():
+    d = tmpdir()
+    for f in repo_confs():
+        rc, t1, err = check('-f', f, '-T')
+        is_(rc, 0, '-T loads %s' % os.path.basename(f), err)
+        p1 = os.path.join(d, 'once.conf')
+        with open(p1, 'w') as fh:
+            fh.write(t1)
+        rc, t2, err = check('-f', p1, '-T')
+        ok(rc == 0 and t1 == t2, '-T of -T is the same (%s)' % os.path.basename(f), err)
+    # and the dumped file decides the same
+    rc, dumped, _ = check('-f', CONF, '-T')
+    p = os.path.join(d, 'dumped.conf')
+    with open(p, 'w') as fh:
+        fh.write(dumped)
+    with open(os.path.join(CONFDIR, 'check.cases')) as fh:
+        specs = [l.split()[1] for l in fh if l.strip() and not l.startswith('#')]
+    same = 0
+    for s in specs:
+        a = check('-f', CONF, '-C', s)
+        b = check('-f', p, '-C', s)
+        va = a[1].split('\n')[0].split(' ')[:3]
+        vb = b[1].split('\n')[0].split(' ')[:3]
+        if a[0] == b[0] and va == vb:
+            same += 1
+        else:
+            diag('differs: %s: %s / %s' % (s, a[1], b[1]))
+    is_(same, len(specs), 'the canonical form decides every case the same')
+
+
+@test
+def decision_table():
+    rc, out, err = check('-f', CONF, '--test', os.path.join(CONFDIR, 'check.cases'))
+    is_(rc, 0, '--test: every case of check.cases holds', out + err)
+    like(out, r'(?m)^\d+ passed, 0 failed$', 'summary line')
+
+
+@test
+def one_decision_output():
+    rc, out, _ = check('-f', CONF, '-C',
+                       'from=127.0.0.3,laddr=127.0.0.1,lport=1080,to=127.0.0.1,port=9')
+    is_(rc, 1, 'block exits 1')
+    like(out.split('\n')[0], r'^block socks-rule #2 \S*check\.conf:16$', 'first line names rule and line')
+    like(out, r'client-rule #2 \S+:10 passes the client', 'explains the client rule')
+    rc, out, _ = check('-f', CONF, '-C',
+                       'from=127.0.0.3,laddr=127.0.0.1,lport=1080,to=127.0.0.1,port=80')
+    is_(rc, 0, 'pass exits 0')
+    like(out.split('\n')[0], r'^pass socks-rule #8 \S*check\.conf:23$', 'pass line')
+    rc, out, _ = check('-f', CONF, '-C',
+                       'from=127.0.0.3,laddr=127.0.0.1,lport=1080,to=127.0.0.1,port=25')
+    like(out.split('\n')[0], r'^block default', 'no match: default')
+    rc, out, _ = check('-f', CONF, '-C',
+                       'from=127.0.0.3,laddr=127.0.0.1,lport=1080,to=10.1.2.3,port=80,user=alice')
+    is_(rc, 1, 'user= with method none blocks')
+    like(out, r'unverified claim', '... and says the claim is unverified')
+    rc, out, _ = check('-f', CONF, '-C',
+                       'from=127.0.0.3,laddr=127.0.0.1,lport=1080,to=www.example.com,'
+                       'addrs=198.51.100.1+198.51.100.2,port=1500')
+    like(out, r'blocks 198\.51\.100\.1 for www\.example\.com.*\n.*blocks 198\.51\.100\.2',
+         'every address of a name is decided')
+
+
+@test
+def group_from_the_system_database():
+    d = tmpdir()
+    conf = os.path.join(d, 'g.conf')
+    with open(conf, 'w') as fh:
+        fh.write('socksmethod: username\nclient pass { from: 0/0 to: 0/0 }\n'
+                 'socks pass { from: 0/0 to: 0/0 group: root }\n')
+    rc, out, _ = check('-f', conf, '-C', 'from=10.0.0.1,to=10.0.0.2,port=1,method=username,user=root')
+    is_(rc, 0, 'root is in group root (primary group, from the system)', out)
+    rc, out, _ = check('-f', conf, '-C', 'from=10.0.0.1,to=10.0.0.2,port=1,method=username,user=nobody')
+    is_(rc, 1, 'nobody is not in group root', out)
+
+
+@test
+def missing_facts_are_errors():
+    for spec, fact in [('from=127.0.0.3,to=127.0.0.1,port=80', 'laddr='),
+                       ('from=127.0.0.3,laddr=127.0.0.1,to=127.0.0.1,port=80', 'lport='),
+                       ('from=127.0.0.3,laddr=127.0.0.1,lport=1080,to=127.0.0.1', 'port='),
+                       ('from=127.0.0.3,laddr=127.0.0.1,lport=1080,to=10.0.0.1,port=80,method=username',
+                        'user='),
+                       ('laddr=127.0.0.1,to=127.0.0.1', 'from=')]:
+        rc, out, err = check('-f', CONF, '-C', spec)
+        ok(rc == 2 and fact in err, 'missing %s is an error naming it' % fact, err)
+    for spec in ['from=1.2.3', 'from=1.2.3.4,port=70000', 'from=1.2.3.4,method=magic',
+                 'from=1.2.3.4,bogus=1', 'from=1.2.3.4,to=a%b', 'from=1.2.3.4,version=4,method=username']:
+        rc, out, err = check('-f', CONF, '-C', spec)
+        ok(rc == 2 and 'SPEC' in err, 'bad SPEC %s: exit 2' % spec, err)
+
+
+@test
+def failing_cases_fail():
+    d = tmpdir()
+    cases = os.path.join(d, 'bad.cases')
+    with open(cases, 'w') as fh:
+        fh.write('# one right, two wrong\n'
+                 'pass from=127.0.0.3,laddr=127.0.0.1,lport=1080,to=127.0.0.1,port=80\n'
+                 'pass from=127.0.0.3,laddr=127.0.0.1,lport=1080,to=127.0.0.1,port=9\n'
+                 'block from=127.0.0.3,laddr=127.0.0.1,lport=1080,to=127.0.0.1,port=9 @17\n')
+    rc, out, err = check('-f', CONF, '--test', cases)
+    is_(rc, 1, '--test with failing cases exits 1')
+    like(out, r'(?m)^1 passed, 2 failed$', 'counts them')
+    like(out, r'FAIL \S+:3: pass', 'names the failing case line')
+
+
+@test
+def syntax_errors():
+    rc, out, err = check('-f', os.path.join(CONFDIR, 'syntax-error.conf'), '-t')
+    is_(rc, 2, 'a broken file exits 2')
+    like(err, r'syntax-error\.conf:\d+(:\d+)?: error: ', 'file:line: error: message')
+
+
+def write(d, name, data, mode='w'):
+    p = os.path.join(d, name)
+    with open(p, mode) as fh:
+        fh.write(data)
+    return p
+
+
+@test
+def hostile_files():
+    d = tmpdir()
+    head = 'socksmethod: none\nclient pass { from: 0/0 to: 0/0 }\n'
+    files = {
+        '100 000 braces': write(d, 'braces.conf', head + 'socks pass ' + '{' * 100000 + '\n'),
+        '10 MB line': write(d, 'long.conf', head + 'socks pass { log: ' + 'x' * (10 << 20) + ' }\n'),
+        'NUL bytes': write(d, 'nul.conf', (head + 'socks pass {\0 }\n').encode(), 'wb'),
+        'binary noise': write(d, 'noise.conf', bytes(range(256)) * 64, 'wb'),
+        'unterminated rule': write(d, 'open.conf', head + 'socks pass { from: 0/0\n'),
+        'a directory': d,
+        '/dev/zero': '/dev/zero',
+    }
+    fifo = os.path.join(d, 'fifo.conf')
+    os.mkfifo(fifo)
+    files['a FIFO'] = fifo
+    for name, path in files.items():
+        t0 = time.monotonic()
+        rc, out, err = check('-f', path, '-t', timeout=20)
+        took = time.monotonic() - t0
+        ok(rc == 2 and 'error' in err and took < 10,
+           '%s: clean error in %.2f s' % (name, took), err[:300])
+        like(err.split('\n')[0], r'^\S+(:\d+)*: error: ', '%s: file:line: message' % name)
+
+
+@test
+def lint_warnings():
+    d = tmpdir()
+    conf = write(d, 'lint.conf',
+                 'socksmethod: none pam.username\n'
+                 'client pass { from: 0/0 to: 0/0 }\n'
+                 'socks pass { from: 10.0.0.0/8 to: 0/0 port = 443 }\n'
+                 'socks pass { from: 10.1.0.0/16 to: 0/0 port = 443 }\n'
+                 'socks pass { from: 0/0 to: 0/0 socksmethod: pam.username\n'
+                 '  pam.servicename: nosuchservice gssapi.enctype: clear }\n')
+    env = clean_env({'SOCKD_CHECK_PAMDIR': d})
+    rc, out, err = check('-f', conf, '-t', env=env)
+    is_(rc, 0, 'warnings alone exit 0')
+    like(err, r'lint\.conf:4: warning: socks-rule #2 can never match: socks-rule #1 at line 3',
+         'shadowed rule')
+    like(err, r'lint\.conf:2: warning: client-rule #1 lets every address', 'open client rule')
+    like(err, r'lint\.conf:5: warning: PAM service "nosuchservice" has no file', 'missing PAM service')
+    like(err, r'passes connections to 127\.0\.0\.1', 'loopback destinations allowed')
+    like(err, r'gssapi\.enctype clear', 'gssapi clear')
+    rc, out, err = check('-f', conf, '-t', '--strict', env=env)
+    is_(rc, 2, '--strict makes warnings fatal')
+    conf = write(d, 'ext.conf', 'socksmethod: none\nexternal: 203.0.113.77\n'
+                 'client pass { from: 127.0.0.0/8 to: 0/0 }\n')
+    rc, out, err = check('-f', conf, '-t')
+    ok(rc == 0 and '203.0.113.77 is not an address of this host' in err,
+       'external address missing here: a warning only', err)
+
+
+main()
