@@ -453,7 +453,7 @@ static int parse_addr_word(struct parser *p, const struct token *t,
 		ra->kind = ADDR_DOMAIN;
 	} else if (!strchr(buf, '.') && strlen(buf) < IF_NAMESIZE &&
 		   if_nametoindex(buf) != 0) {
-		snprintf(canon, sizeof(canon), "%s", buf);
+		snprintf(canon, sizeof(canon), "%.*s", IF_NAMESIZE, buf);
 		ra->kind = ADDR_IFNAME;
 	} else {
 		if (names_canonical(buf, strlen(buf), canon, sizeof(canon))) {

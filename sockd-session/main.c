@@ -300,6 +300,8 @@ int main(int argc, char **argv)
 	check_client_rules(&s);                    /* 3. client rules */
 	negotiate_request(&s);                     /* 4-6. negotiate, request */
 	drop_privileges(&s);                       /* 7. for good */
-	return run_connect(&s);                    /* 8-11. resolve, rules,
+	int rc = run_connect(&s);                  /* 8-11. resolve, rules,
 						      connect, relay, log */
+	conf_free(s.conf);
+	return rc;
 }

@@ -128,9 +128,12 @@ def ok(cond, name='', *diags):
         else:
             _state['failed'] += 1
             _out('not ok %d - %s' % (n, _clean_name(name)))
-            caller = traceback.extract_stack(limit=3)[0]
-            diag('  Failed test \'%s\'\n  at %s line %d.' %
-                 (name, os.path.basename(caller.filename), caller.lineno))
+            here = os.path.abspath(__file__)
+            frames = [f for f in traceback.extract_stack()[:-1]
+                      if os.path.abspath(f.filename) != here]
+            where = ('%s line %d' % (os.path.basename(frames[-1].filename), frames[-1].lineno)
+                     if frames else '?')
+            diag('  Failed test \'%s\'\n  at %s.' % (name, where))
             for d in diags:
                 if d is not None and d != '':
                     diag(d)
@@ -187,8 +190,8 @@ def failed_count():
 
 def _short(v, limit=400):
     if isinstance(v, (bytes, str)) and len(v) > limit:
-        return v[:limit] + (b'...' if isinstance(v, bytes) else '...') + \
-            ('(%d more)' % (len(v) - limit))
+        more = '...(%d more)' % (len(v) - limit)
+        return v[:limit] + (more.encode() if isinstance(v, bytes) else more)
     return v
 
 
@@ -626,10 +629,11 @@ class DirectSession:
 
     The accepted socket becomes fd 0 (like inetd, without LISTEN_*);
     stdout and stderr are captured separately, so the exit code and the
-    messages are visible exactly.  .client is the client socket.
+    messages are visible exactly.  .client is the client socket.  prefix
+    is put before the binary (for example setpriv ... to start unprivileged).
     """
 
-    def __init__(self, conf, args=None, binary=None, env=None, client_source=None):
+    def __init__(self, conf, args=None, binary=None, env=None, client_source=None, prefix=None):
         lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         lsock.bind(('127.0.0.1', 0))
         lsock.listen(1)
@@ -640,15 +644,18 @@ class DirectSession:
         self.client.connect(lsock.getsockname())
         conn, _ = lsock.accept()
         lsock.close()
-        env2 = clean_env(env)
+        env2 = clean_env()
         for k in ('LISTEN_FDS', 'LISTEN_PID', 'LISTEN_FDNAMES'):
             env2.pop(k, None)
-        self.proc = subprocess.Popen([binary or SESSION_BIN] + (args if args is not None else ['-f', conf]),
+        env2.update(env or {})
+        self.proc = subprocess.Popen(list(prefix or []) + [binary or SESSION_BIN] +
+                                     (args if args is not None else ['-f', conf]),
                                      stdin=conn.fileno(), stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, env=env2, start_new_session=True)
         conn.close()
         _live_procs.append(self.proc)
         defer(self.close)
+        self.raw = RawClient.from_socket(self.client, timeout=5.0)
         self.stdout = self.stderr = b''
         self.returncode = None
 
@@ -1078,6 +1085,17 @@ class RawClient:
         self.sock.connect((host, port))
         self.eof = False
         defer(self.close)
+
+    @classmethod
+    def from_socket(cls, sock, timeout=5.0):
+        """Wrap an already connected socket."""
+        self = cls.__new__(cls)
+        self.sock = sock
+        self.timeout = timeout
+        self.sock.settimeout(timeout)
+        self.eof = False
+        defer(self.close)
+        return self
 
     def send(self, data):
         self.sock.sendall(data)
