@@ -182,13 +182,12 @@ static void negotiate_request(struct session *s)
 {
 	int64_t deadline = netio_deadline(CONF_TIMEOUT(s->conf, s->client_rule,
 						       negotiate));
-	const struct method_list *methods = rules_socks_methods(s->conf,
-								s->client_rule);
 
-	if (negotiate(s->cc.fd, methods, deadline, &s->neg))
+	if (negotiate(s->cc.fd, s->conf, s->client_rule, deadline, &s->neg))
 		refuse(s, s->client_rule, 0, s->neg.reason);
 	if (s->neg.req.command != SOCKS_CMD_CONNECT) {
-		negotiate_reply(s->cc.fd, REP_CMD_UNSUPPORTED, NULL, deadline);
+		negotiate_reply(s->cc.fd, s->neg.version, REP_CMD_UNSUPPORTED,
+				NULL, deadline);
 		char why[80];
 		snprintf(why, sizeof(why), "command 0x%02x is not supported",
 			 s->neg.req.command);
@@ -216,11 +215,19 @@ static void log_relay_start(const struct session *s,
 	rule_where(s, cr->verdict.rule, where, sizeof(where));
 	addr_format(&cr->dest, dest, sizeof(dest));
 	addr_format(&cr->bound, bound, sizeof(bound));
-	log_msg(LOGL_INFO, "pass client=%s local=%s method=%s user=- rule=%s "
-		"command=connect dest=%s%s%s bound=%s", s->client, s->local,
-		method_name(s->neg.method), where, dest,
+	char userid[4 * SOCKS4_FIELD_MAX + 40] = "";
+	if (s->neg.version == 4) {
+		char esc[4 * SOCKS4_FIELD_MAX + 1];
+		log_escape(s->neg.req.userid, s->neg.req.userid_len, esc,
+			   sizeof(esc));
+		snprintf(userid, sizeof(userid), " socks4_userid=\"%s\"", esc);
+	}
+	log_msg(LOGL_INFO, "pass client=%s local=%s version=%d method=%s user=- "
+		"rule=%s command=connect dest=%s%s%s bound=%s%s", s->client,
+		s->local, s->neg.version, method_name(s->neg.method), where, dest,
 		s->neg.req.atyp == SOCKS5_ATYP_NAME ? " name=" : "",
-		s->neg.req.atyp == SOCKS5_ATYP_NAME ? s->neg.req.name : "", bound);
+		s->neg.req.atyp == SOCKS5_ATYP_NAME ? s->neg.req.name : "", bound,
+		userid);
 }
 
 static void log_relay_end(const struct session *s,
@@ -246,7 +253,7 @@ static int run_connect(struct session *s)
 	struct facts f = { .client = &s->cc.peer, .local = &s->cc.local,
 			   .client_port_known = true, .local_port_known = true,
 			   .clientmethod = METHOD_NONE, .method = s->neg.method,
-			   .version = 5, .command = CMD_CONNECT };
+			   .version = s->neg.version, .command = CMD_CONNECT };
 	struct connect_result cr;
 	struct relay_stats st;
 	int64_t deadline = netio_deadline(CONF_TIMEOUT(s->conf, s->client_rule,
@@ -256,7 +263,7 @@ static int run_connect(struct session *s)
 	if (cr.fd < 0) {
 		char dest[ADDR_STRLEN], why[640];
 		addr_format(&cr.dest, dest, sizeof(dest));
-		negotiate_reply(s->cc.fd, cr.rep, NULL, deadline);
+		negotiate_reply(s->cc.fd, s->neg.version, cr.rep, NULL, deadline);
 		snprintf(why, sizeof(why), "%s%s%s (dest=%s reply=%02x)",
 			 cr.reason, s->neg.req.atyp == SOCKS5_ATYP_NAME ? " name=" : "",
 			 s->neg.req.atyp == SOCKS5_ATYP_NAME ? s->neg.req.name : "",
@@ -264,7 +271,8 @@ static int run_connect(struct session *s)
 		end_refused(s, cr.rep == REP_NOT_ALLOWED ? "block" : "fail",
 			    cr.verdict.rule, !cr.verdict.rule, why);
 	}
-	if (negotiate_reply(s->cc.fd, REP_SUCCEEDED, &cr.bound, deadline))
+	if (negotiate_reply(s->cc.fd, s->neg.version, REP_SUCCEEDED, &cr.bound,
+			    deadline))
 		refuse(s, cr.verdict.rule, 0, "client went away before the reply");
 	log_relay_start(s, &cr);
 	relay_run(s->cc.fd, cr.fd, &s->pipes,

@@ -11,11 +11,13 @@ int negotiate_method_available(enum method m)
 	return m == METHOD_NONE;
 }
 
-int negotiate_reply(int fd, uint8_t rep, const struct sockaddr_storage *bnd,
-		    int64_t deadline)
+int negotiate_reply(int fd, int version, uint8_t rep,
+		    const struct sockaddr_storage *bnd, int64_t deadline)
 {
 	uint8_t out[SOCKS_REPLY_MAX];
-	size_t n = socks5_reply_encode(out, rep, bnd);
+	size_t n = version == 4
+		? socks4_reply_encode(out, rep == REP_SUCCEEDED, bnd)
+		: socks5_reply_encode(out, rep, bnd);
 
 	return netio_write_all(fd, out, n, deadline);
 }
@@ -70,16 +72,50 @@ static int read_request(int fd, int64_t deadline, struct negotiation *n)
 		    : need == PROTO_BAD_NAME ? REP_HOST_UNREACHABLE
 		    : REP_GENERAL_FAILURE;
 	if (need != PROTO_BAD_VERSION) {
-		negotiate_reply(fd, rep, NULL, deadline);
+		negotiate_reply(fd, 5, rep, NULL, deadline);
 		n->replied = 1;
 	}
 	return -1;
 }
 
-int negotiate(int fd, const struct method_list *methods, int64_t deadline,
-	      struct negotiation *n)
+/* SOCKS4/4a: no negotiation, so no authentication: method none, which
+ * the client rule must allow (a rule that demands authentication must
+ * not be walked around by speaking SOCKS4). */
+static int negotiate_socks4(int fd, const struct conf *c,
+			    const struct rule *client_rule, int64_t deadline,
+			    uint8_t *buf, size_t have, struct negotiation *n)
 {
-	uint8_t buf[SOCKS5_GREETING_MAX];
+	int need;
+
+	n->version = 4;
+	n->method = METHOD_NONE;
+	while ((need = socks4_request_decode(buf, have, &n->req)) > 0) {
+		if (netio_read_exact(fd, buf, &have, (size_t)need, deadline))
+			return read_failed(n, "SOCKS4 request", have);
+	}
+	if (need < 0) {
+		snprintf(n->reason, sizeof(n->reason), "bad SOCKS4 request: %s",
+			 socks_proto_strerror(need));
+		negotiate_reply(fd, 4, REP_GENERAL_FAILURE, NULL, deadline);
+		n->replied = 1;
+		return -1;
+	}
+	if (!rules_client_allows_method(c, client_rule, METHOD_NONE, 4)) {
+		snprintf(n->reason, sizeof(n->reason), "SOCKS4 has no "
+			 "authentication, and method none is not offered to "
+			 "this client");
+		negotiate_reply(fd, 4, REP_NOT_ALLOWED, NULL, deadline);
+		n->replied = 1;
+		return -1;
+	}
+	return 0;
+}
+
+int negotiate(int fd, const struct conf *c, const struct rule *client_rule,
+	      int64_t deadline, struct negotiation *n)
+{
+	uint8_t buf[SOCKS4_REQUEST_MAX > SOCKS5_GREETING_MAX
+		    ? SOCKS4_REQUEST_MAX : SOCKS5_GREETING_MAX];
 	struct socks5_greeting g;
 	size_t have = 0;
 	int need;
@@ -87,12 +123,14 @@ int negotiate(int fd, const struct method_list *methods, int64_t deadline,
 	memset(n, 0, sizeof(*n));
 	if (netio_read_exact(fd, buf, &have, 1, deadline))
 		return read_failed(n, "greeting", have);
+	if (buf[0] == 4)
+		return negotiate_socks4(fd, c, client_rule, deadline, buf, have, n);
 	if (buf[0] != 5) {
-		snprintf(n->reason, sizeof(n->reason), buf[0] == 4
-			 ? "SOCKS4 is not supported yet"
-			 : "not a SOCKS request (first byte 0x%02x)", buf[0]);
+		snprintf(n->reason, sizeof(n->reason), "not a SOCKS request "
+			 "(first byte 0x%02x)", buf[0]);
 		return -1;
 	}
+	n->version = 5;
 	while ((need = socks5_greeting_decode(buf, have, &g)) > 0) {
 		if (netio_read_exact(fd, buf, &have, (size_t)need, deadline))
 			return read_failed(n, "greeting", have);
@@ -103,7 +141,7 @@ int negotiate(int fd, const struct method_list *methods, int64_t deadline,
 		return -1;
 	}
 	uint8_t answer[2] = { 5, 0xff };
-	if (choose_method(methods, &g, &n->method)) {
+	if (choose_method(rules_socks_methods(c, client_rule), &g, &n->method)) {
 		netio_write_all(fd, answer, 2, deadline);
 		n->replied = 1;
 		snprintf(n->reason, sizeof(n->reason),

@@ -6,9 +6,11 @@
 #include <stdint.h>
 
 #include "conf.h"
+#include "rules_match.h"
 #include "socks_proto.h"
 
 struct negotiation {
+	int version;          /* 4 or 5 */
 	enum method method;
 	struct socks_request req;
 	char reason[160];     /* why it failed */
@@ -18,14 +20,17 @@ struct negotiation {
 /* Methods this build of sockd-session can carry out. */
 int negotiate_method_available(enum method m);
 
-/* Reads the greeting, picks the method from METHODS (our order, never the
- * client's), answers, and reads the request.  Returns 0, or -1 with
- * n->reason (and the RFC reply sent where one is defined). */
-int negotiate(int fd, const struct method_list *methods, int64_t deadline,
-	      struct negotiation *n);
+/* Reads a SOCKS4/4a request, or a SOCKS5 greeting, method choice (from
+ * the client rule's or the global socksmethod list, in our order, never
+ * the client's) and request.  Returns 0, or -1 with n->reason (and the
+ * reply sent where the protocol defines one). */
+int negotiate(int fd, const struct conf *c, const struct rule *client_rule,
+	      int64_t deadline, struct negotiation *n);
 
-/* Sends a SOCKS5 reply (best effort; the session ends after a failure). */
-int negotiate_reply(int fd, uint8_t rep, const struct sockaddr_storage *bnd,
-		    int64_t deadline);
+/* Sends the reply of protocol VERSION: REP for SOCKS5; for SOCKS4 any
+ * REP but REP_SUCCEEDED is 5B.  Best effort: the session ends after a
+ * failure. */
+int negotiate_reply(int fd, int version, uint8_t rep,
+		    const struct sockaddr_storage *bnd, int64_t deadline);
 
 #endif

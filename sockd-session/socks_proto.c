@@ -1,5 +1,6 @@
 /* SOCKS message codecs.  No I/O, no allocation: table-testable. */
 #include <arpa/inet.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "addr.h"
@@ -90,6 +91,70 @@ size_t socks5_reply_encode(uint8_t *out, uint8_t rep,
 	return n;
 }
 
+/* Finds the NUL that ends a field starting at FROM: 0 with *END set,
+ * or a decoder status (> 0 bytes needed, < 0 too long). */
+static int field_end(const uint8_t *buf, size_t have, size_t from, size_t *end)
+{
+	const uint8_t *nul = have > from ? memchr(buf + from, 0, have - from)
+					 : NULL;
+	if (nul) {
+		*end = (size_t)(nul - buf);
+		return 0;
+	}
+	if (have - from > SOCKS4_FIELD_MAX)
+		return PROTO_FIELD_TOO_LONG;
+	return (int)have + 1;
+}
+
+int socks4_request_decode(const uint8_t *buf, size_t have,
+			  struct socks_request *r)
+{
+	size_t uend, nend = 0;
+	int rc;
+
+	if (have < 8)
+		return 8;
+	if (buf[0] != 4)
+		return PROTO_BAD_VERSION;
+	if ((rc = field_end(buf, have, 8, &uend)) != 0)
+		return rc;
+	bool is_4a = buf[4] == 0 && buf[5] == 0 && buf[6] == 0 && buf[7] != 0;
+	if (is_4a && (rc = field_end(buf, have, uend + 1, &nend)) != 0)
+		return rc;
+	memset(r, 0, sizeof(*r));
+	r->version = 4;
+	r->command = buf[1];
+	r->port = (uint16_t)(buf[2] << 8 | buf[3]);
+	r->userid_len = uend - 8;
+	memcpy(r->userid, buf + 8, r->userid_len);
+	if (is_4a) {
+		r->atyp = SOCKS5_ATYP_NAME;
+		if (names_canonical((const char *)buf + uend + 1, nend - uend - 1,
+				    r->name, sizeof(r->name)))
+			return PROTO_BAD_NAME;
+		return 0;
+	}
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&r->addr;
+	r->atyp = SOCKS5_ATYP_IPV4;
+	s4->sin_family = AF_INET;
+	memcpy(&s4->sin_addr, buf + 4, 4);
+	s4->sin_port = htons(r->port);
+	return 0;
+}
+
+size_t socks4_reply_encode(uint8_t *out, int granted,
+			   const struct sockaddr_storage *bnd)
+{
+	memset(out, 0, 8);
+	out[1] = granted ? 0x5a : 0x5b;
+	if (granted && bnd && bnd->ss_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)bnd;
+		memcpy(out + 2, &s4->sin_port, 2);
+		memcpy(out + 4, &s4->sin_addr, 4);
+	}
+	return 8;
+}
+
 const char *socks_proto_strerror(int code)
 {
 	switch (code) {
@@ -98,6 +163,7 @@ const char *socks_proto_strerror(int code)
 	case PROTO_BAD_RESERVED: return "reserved byte is not zero";
 	case PROTO_BAD_ATYP: return "unsupported address type";
 	case PROTO_BAD_NAME: return "invalid host name";
+	case PROTO_FIELD_TOO_LONG: return "SOCKS4 field longer than 255 bytes";
 	default: return "malformed message";
 	}
 }

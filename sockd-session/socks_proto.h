@@ -16,6 +16,8 @@
 #define SOCKS5_GREETING_MAX 257
 #define SOCKS5_REQUEST_MAX 262   /* 4 + 1 + 255 + 2 */
 #define SOCKS_REPLY_MAX 22
+#define SOCKS4_FIELD_MAX 255     /* user id, SOCKS4a host name */
+#define SOCKS4_REQUEST_MAX (8 + 2 * (SOCKS4_FIELD_MAX + 1))
 
 enum { SOCKS5_ATYP_IPV4 = 1, SOCKS5_ATYP_NAME = 3, SOCKS5_ATYP_IPV6 = 4 };
 enum { SOCKS_CMD_CONNECT = 1, SOCKS_CMD_BIND = 2, SOCKS_CMD_UDP = 3 };
@@ -40,6 +42,7 @@ enum {
 	PROTO_BAD_RESERVED = -3,
 	PROTO_BAD_ATYP = -4,     /* reply 08 */
 	PROTO_BAD_NAME = -5,     /* reply 04: a name we refuse to resolve */
+	PROTO_FIELD_TOO_LONG = -6,  /* SOCKS4 user id or host name */
 };
 
 struct socks5_greeting {
@@ -54,6 +57,8 @@ struct socks_request {
 	struct sockaddr_storage addr;   /* ATYP 1/4 (port set too) */
 	char name[NAME_MAX_LEN + 1];    /* ATYP 3, canonical */
 	uint16_t port;
+	char userid[SOCKS4_FIELD_MAX + 1];   /* SOCKS4: logged, not trusted */
+	size_t userid_len;
 };
 
 /* Greeting: VER NMETHODS METHODS. */
@@ -64,6 +69,18 @@ int socks5_greeting_decode(const uint8_t *buf, size_t have,
  * judged here (the caller answers 07); a bad ATYP gives PROTO_BAD_ATYP. */
 int socks5_request_decode(const uint8_t *buf, size_t have,
 			  struct socks_request *r);
+
+/* SOCKS4 and 4a: VN CD DSTPORT DSTIP USERID NUL [HOSTNAME NUL].  The
+ * fields end at a NUL, so until one arrives the decoder asks for one more
+ * byte; each field is bounded.  DSTIP 0.0.0.x (x != 0) is SOCKS4a: the
+ * name that follows is resolved by us, 0.0.0.x is never connected to. */
+int socks4_request_decode(const uint8_t *buf, size_t have,
+			  struct socks_request *r);
+
+/* SOCKS4 reply: 00 5A|5B DSTPORT DSTIP (8 bytes).  Success carries BND
+ * when it is IPv4. */
+size_t socks4_reply_encode(uint8_t *out, int granted,
+			   const struct sockaddr_storage *bnd);
 
 /* Writes VER REP RSV ATYP BND.ADDR BND.PORT for BND (NULL: 0.0.0.0:0).
  * Returns its length. */

@@ -91,6 +91,61 @@ static void request_cases(void)
 	       "IPv4-mapped IPv6 destination becomes IPv4");
 }
 
+static int req4(const uint8_t *b, size_t n, void *o)
+{
+	return socks4_request_decode(b, n, o);
+}
+
+static void socks4_cases(void)
+{
+	struct rcase t[] = {
+		{ "SOCKS4 CONNECT, empty user id", { 4, 1, 0, 80, 127, 0, 0, 1, 0 },
+		  9, 0 },
+		{ "SOCKS4 CONNECT with user id", { 4, 1, 0, 80, 127, 0, 0, 1, 'b',
+		  'o', 'b', 0 }, 12, 0 },
+		{ "SOCKS4a", { 4, 1, 0, 80, 0, 0, 0, 1, 'u', 0, 'l', 'o', 'c', 'a',
+		  'l', 'h', 'o', 's', 't', 0 }, 20, 0 },
+		{ "SOCKS4a bad name", { 4, 1, 0, 80, 0, 0, 0, 1, 0, 'a', ' ', 'b',
+		  0 }, 13, PROTO_BAD_NAME },
+		{ "SOCKS4a empty name", { 4, 1, 0, 80, 0, 0, 0, 1, 0, 0 }, 10,
+		  PROTO_BAD_NAME },
+	};
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		struct socks_request a, b;
+		size_t ca = 0, cb = 0;
+		int ra = feed(req4, t[i].msg, t[i].len, &a, 0, &ca);
+		int rb = feed(req4, t[i].msg, t[i].len, &b, 1, &cb);
+		tap_ok(ra == t[i].want && rb == ra &&
+		       (ra != 0 || (ca == t[i].len && !memcmp(&a, &b, sizeof(a)))),
+		       "request: %s (whole %d, bytewise %d)", t[i].name, ra, rb);
+	}
+	struct socks_request r;
+	size_t used = 0;
+	uint8_t m[600] = { 4, 1, 0, 80, 0, 0, 0, 1 };
+	feed(req4, m, 20, &r, 0, &used);
+	memcpy(m + 8, "u\0www.Example.com\0", 18);
+	tap_ok(feed(req4, m, 26, &r, 0, &used) == 0 && r.atyp == SOCKS5_ATYP_NAME &&
+	       !strcmp(r.name, "www.example.com") && r.port == 80 &&
+	       !strcmp(r.userid, "u"), "SOCKS4a name and user id decoded");
+	memset(m + 8, 'x', 400);
+	tap_ok(feed(req4, m, 600, &r, 0, &used) == PROTO_FIELD_TOO_LONG &&
+	       used <= 8 + 256, "unterminated 400-byte user id refused after 256");
+	memcpy(m + 8, "u\0", 2);
+	memset(m + 10, 'x', 400);
+	tap_ok(feed(req4, m, 600, &r, 0, &used) == PROTO_FIELD_TOO_LONG,
+	       "unterminated SOCKS4a host name refused");
+	uint8_t out[8];
+	struct sockaddr_storage ss;
+	addr_parse_literal("192.0.2.1", &ss);
+	addr_set_port(&ss, 1080);
+	const uint8_t ok4[] = { 0, 0x5a, 0x04, 0x38, 192, 0, 2, 1 };
+	const uint8_t no4[] = { 0, 0x5b, 0, 0, 0, 0, 0, 0 };
+	tap_ok(socks4_reply_encode(out, 1, &ss) == 8 && !memcmp(out, ok4, 8),
+	       "SOCKS4 granted reply");
+	tap_ok(socks4_reply_encode(out, 0, &ss) == 8 && !memcmp(out, no4, 8),
+	       "SOCKS4 rejected reply");
+}
+
 static void greeting_cases(void)
 {
 	uint8_t g1[] = { 5, 1, 0 }, g2[] = { 5, 0 }, g3[] = { 4, 1, 0 };
@@ -131,6 +186,7 @@ static void reply_cases(void)
 int main(void)
 {
 	request_cases();
+	socks4_cases();
 	greeting_cases();
 	reply_cases();
 	return tap_done();
