@@ -7,8 +7,7 @@
 #include "resolve.h"
 #include "rules_match.h"
 
-/* ra names an interface: does SS lie in one of its networks? */
-static bool in_interface(const char *ifname, const struct sockaddr_storage *ss)
+bool rules_in_interface(const char *ifname, const struct sockaddr_storage *ss)
 {
 	struct ifaddrs *ifs, *i;
 	bool found = false;
@@ -88,7 +87,7 @@ static enum match_result match_addr(const struct rule_addr *ra,
 			*missing = what;
 			return MATCH_MISSING;
 		}
-		hit = ra->kind == ADDR_IFNAME ? in_interface(ra->name, addr)
+		hit = ra->kind == ADDR_IFNAME ? rules_in_interface(ra->name, addr)
 					      : addr_in_prefix(ra, addr);
 		break;
 	case ADDR_HOST:

@@ -64,4 +64,8 @@ const struct method_list *rules_socks_methods(const struct conf *c,
 bool rules_client_allows_method(const struct conf *c, const struct rule *r,
 				enum method m, int version);
 
+/* Does SS lie in one of the networks of local interface IFNAME?  (How an
+ * interface name in from:/to: matches.) */
+bool rules_in_interface(const char *ifname, const struct sockaddr_storage *ss);
+
 #endif

@@ -203,6 +203,14 @@ static void lint_pam_services(struct lint *l)
 		char path[512];
 		if (!uses_pam(c, r))
 			continue;
+		bool seen = false;   /* one warning per service */
+		for (size_t j = 0; j < i && !seen; j++) {
+			const struct rule *q = &c->rules[j];
+			seen = uses_pam(c, q) && !strcmp(svc, q->pam_service
+							 ? q->pam_service : "sockd");
+		}
+		if (seen)
+			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, svc);
 		if (access(path, F_OK) != 0)
 			warn(l, r, "PAM service \"%s\" has no file %s: PAM would "
@@ -239,6 +247,8 @@ static void probe_destination(struct lint *l, const struct sockaddr_storage *p,
 		if (r->to.kind == ADDR_ANY || r->to.kind == ADDR_NONE ||
 		    r->to.kind == ADDR_IPV4 || r->to.kind == ADDR_IPV6)
 			hit = addr_in_prefix(&r->to, p);
+		else if (r->to.kind == ADDR_IFNAME)
+			hit = rules_in_interface(r->to.name, p);
 		else
 			continue;   /* names never match a bare address */
 		if (!hit || !(r->commands & (CMD_CONNECT | CMD_BIND |

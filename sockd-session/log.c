@@ -77,6 +77,11 @@ void log_open(const struct conf *c)
 		if (fd >= 0)
 			logs.fds[logs.nfds++] = fd;
 	}
+	/* no logoutput: syslog, as a daemon's logs are expected to be */
+	if (c->nlogout == 0) {
+		openlog("sockd-session", LOG_PID | LOG_NDELAY, LOG_DAEMON);
+		logs.use_syslog = 1;
+	}
 }
 
 void log_set_debug(int level)

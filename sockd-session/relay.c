@@ -113,6 +113,7 @@ void relay_run(int client, int target, struct relay_pipes *p, int io_timeout,
 	struct direction down = { target, client, p->down[0], p->down[1], 0,
 				  pipe_cap(p->down[1]), false, false, 0 };
 	int64_t half_closed_at = 0;
+	bool hung_up[2] = { false, false };
 
 	st->reason = "closed";
 	for (;;) {
@@ -143,6 +144,13 @@ void relay_run(int client, int target, struct relay_pipes *p, int io_timeout,
 			{ client, (short)(wanted(&up, client) | wanted(&down, client)), 0 },
 			{ target, (short)(wanted(&up, target) | wanted(&down, target)), 0 },
 		};
+		/* A socket that hung up (its peer's FIN in, our own FIN out)
+		 * while the other direction still drains reports POLLHUP on
+		 * every poll: leave it out until we need it again, or the
+		 * loop would spin. */
+		for (int i = 0; i < 2; i++)
+			if (!pfd[i].events && hung_up[i])
+				pfd[i].fd = -1;
 		int rc = poll(pfd, 2, timeout);
 		if (rc < 0 && errno == EINTR)
 			continue;
@@ -150,14 +158,17 @@ void relay_run(int client, int target, struct relay_pipes *p, int io_timeout,
 			st->reason = "poll error";
 			break;
 		}
-		/* An error or hang-up on a socket we are not waiting on (a
-		 * reset while the other direction idles) would wake poll at
-		 * once, forever: end here instead. */
-		if (rc > 0 && ((!pfd[0].events && pfd[0].revents) ||
-			       (!pfd[1].events && pfd[1].revents))) {
+		/* An error on a socket we are not waiting on (a reset while
+		 * the other direction idles) ends the session now; when we
+		 * wait on it, the next splice reports the error itself. */
+		if (rc > 0 && ((!pfd[0].events && (pfd[0].revents & POLLERR)) ||
+			       (!pfd[1].events && (pfd[1].revents & POLLERR)))) {
 			st->reason = "connection reset";
 			break;
 		}
+		for (int i = 0; i < 2; i++)
+			if (pfd[i].revents & POLLHUP)
+				hung_up[i] = true;
 		if (rc == 0 && !(half_closed_at && fin_wait > 0 &&
 				 netio_now_ms() - half_closed_at >= fin_wait * 1000)) {
 			st->reason = "timeout.io expired";

@@ -458,23 +458,42 @@ def listening_inode(port, owner_pid=None):
 _live_procs = []
 
 
-def _terminate(proc, grace=2.0):
-    """Kill a process group we started (and any escaped descendant), then reap."""
-    if proc.poll() is None or descendants(proc.pid):
-        kids = descendants(proc.pid)
-        _killpg(proc.pid, signal.SIGTERM)
+def _kill_pids(pids, sig):
+    for k in pids:
         try:
-            proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
+            os.kill(k, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _exited_unreaped(pid):
+    """True once pid has exited (it stays a zombie: not reaped, so its group id stays ours)."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
+
+
+def _terminate(proc, grace=2.0):
+    """Kill a process we started (leader of its own group) and everything under it, then reap.
+
+    The descendants (sessions) go first, while their parent (the activator)
+    still lives to reap them; then the leader; then whatever is left in its
+    group, while the unreaped leader still holds the group id.
+    """
+    if proc.returncode is not None:
+        return
+    if not _exited_unreaped(proc.pid):
+        kids = descendants(proc.pid)
+        if kids:
+            _kill_pids(kids, signal.SIGKILL)
+            wait_for(lambda: not any(pid_alive(k) for k in kids), 1.0)
+        _killpg(proc.pid, signal.SIGTERM)
+        if not wait_for(lambda: _exited_unreaped(proc.pid), grace):
             _killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
-        for k in kids:  # children that left the group (setsid) still die
-            try:
-                os.kill(k, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-    else:
-        proc.wait()
+            wait_for(lambda: _exited_unreaped(proc.pid), 5)
+    _killpg(proc.pid, signal.SIGKILL)   # stragglers of the group
+    proc.wait(timeout=5)
 
 
 class _Activator:
@@ -1321,12 +1340,10 @@ def _watchdog(signum, frame):
     with _tap_lock:
         _out('Bail out!  %s ran for more than its time limit' % os.path.basename(sys.argv[0]))
     for p in list(_live_procs):
-        for k in descendants(p.pid):
-            try:
-                os.kill(k, signal.SIGKILL)
-            except OSError:
-                pass
-        _killpg(p.pid, signal.SIGKILL)
+        try:
+            _terminate(p, grace=0.5)
+        except Exception:
+            _killpg(p.pid, signal.SIGKILL)
     _cleanup_all()
     os._exit(255)
 

@@ -1,0 +1,94 @@
+#!/usr/bin/python3
+"""The relaying process has dropped root for good (/proc/PID/status).
+
+While a session relays, every sockd-session process under the activator
+(systemd-socket-activate, its --inetd mode, and xinetd) must have:
+Uid and Gid all four fields non-zero (those of user.unprivileged: nobody),
+no supplementary group 0, CapEff/CapPrm/CapAmb zero, NoNewPrivs 1, and not
+be dumpable (the files in its /proc/PID then stay owned by root).
+"""
+import os
+import pwd
+import sys
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), 'lib'))
+from sockdtest import *  # noqa: F401,F403
+
+NOBODY = pwd.getpwnam('nobody')
+
+
+def check_relaying_process(act, what, target_host='127.0.0.1', request_host=None):
+    target = Target(h_echo, host=target_host)
+    c, m, rep = socks_connect(act.addr, request_host or target_host, target.port)
+    is_(rep.rep, 0, '%s: CONNECT succeeds' % what)
+    c.send(b'hold')
+    is_(c.recv_exact(4), b'hold', '%s: relaying' % what)
+    pids = wait_for(act.sessions, 5)
+    ok(pids, '%s: found the sockd-session process under the activator' % what,
+       'descendants: %r' % descendants(act.pid))
+    for pid in pids or []:
+        st = proc_status(pid)
+        if st is None:
+            ok(False, '%s: pid %d still running' % (what, pid))
+            continue
+        uids = st.get('Uid', '').split()
+        gids = st.get('Gid', '').split()
+        is_(len(uids), 4, '%s [%d]: Uid has 4 fields' % (what, pid), st.get('Uid'))
+        ok(uids and all(u != '0' for u in uids), '%s [%d]: no uid 0 (Uid: %s)' % (what, pid, st.get('Uid')))
+        ok(uids and all(u == str(NOBODY.pw_uid) for u in uids),
+           '%s [%d]: all uids are nobody\'s (%d)' % (what, pid, NOBODY.pw_uid), st.get('Uid'))
+        ok(gids and all(g != '0' for g in gids), '%s [%d]: no gid 0 (Gid: %s)' % (what, pid, st.get('Gid')))
+        ok(gids and all(g == str(NOBODY.pw_gid) for g in gids),
+           '%s [%d]: all gids are nobody\'s group (%d)' % (what, pid, NOBODY.pw_gid), st.get('Gid'))
+        ok('0' not in st.get('Groups', '').split(),
+           '%s [%d]: no supplementary group 0 (Groups: %s)' % (what, pid, st.get('Groups')))
+        for cap in ('CapEff', 'CapPrm', 'CapAmb'):
+            ok(st.get(cap) is not None and int(st.get(cap), 16) == 0,
+               '%s [%d]: %s is zero (%s)' % (what, pid, cap, st.get(cap)))
+        is_(st.get('NoNewPrivs'), '1', '%s [%d]: NoNewPrivs 1' % (what, pid))
+        try:
+            # files (not the directory) of a non-dumpable task belong to root
+            owner = os.stat('/proc/%d/status' % pid).st_uid
+        except OSError:
+            owner = None
+        is_(owner, 0, '%s [%d]: not dumpable (/proc/%d/status owned by root)' % (what, pid, pid))
+    c.shutdown_wr()
+    data, how = c.recv_until_eof(5)
+    is_(how, 'eof', '%s: session ends' % what)
+
+
+@test
+def systemd_socket_activate():
+    d = tmpdir()
+    conf, log = make_conf(d)
+    check_relaying_process(Server(conf), 'socket-activate')
+
+
+@test
+def systemd_socket_activate_name_target():
+    d = tmpdir()
+    conf, log = make_conf(d)
+    check_relaying_process(Server(conf), 'socket-activate, name target', request_host='localhost')
+
+
+@test
+def systemd_socket_activate_ipv6():
+    d = tmpdir()
+    conf, log = make_conf(d)
+    check_relaying_process(Server(conf, host='::1'), 'socket-activate on ::1', target_host='::1')
+
+
+@test
+def inetd_mode():
+    d = tmpdir()
+    conf, log = make_conf(d)
+    check_relaying_process(Server(conf, inetd=True), '--inetd')
+
+
+@test
+def xinetd():
+    d = tmpdir()
+    conf, log = make_conf(d)
+    check_relaying_process(Xinetd(conf), 'xinetd')
+
+
+main(time_limit=60)
