@@ -298,11 +298,11 @@ int main(int argc, char **argv)
 	if (privdrop_lookup(s.conf->user_unprivileged, &s.unpriv, err,
 			    sizeof(err))) {
 		log_msg(LOGL_ERROR, "%s", err);
-		return EXIT_PRIVDROP;
+		exit(EXIT_PRIVDROP);
 	}
 	if (relay_pipes_open(&s.pipes)) {
 		log_msg(LOGL_ERROR, "pipe: %s", strerror(errno));
-		return EXIT_REFUSED;
+		exit(EXIT_REFUSED);
 	}
 	fcntl(s.cc.fd, F_SETFL, fcntl(s.cc.fd, F_GETFL) | O_NONBLOCK);
 	check_client_rules(&s);                    /* 3. client rules */
