@@ -8,6 +8,7 @@ the bound address in the success reply, greeting+request+data in one
 write, and a greeting sent one byte at a time.
 """
 import os
+import re
 import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), 'lib'))
 from sockdtest import *  # noqa: F401,F403
@@ -34,7 +35,6 @@ def curl_socks5():
     end = wait_log(log, r'\bend\b.*bytes_to_client=(\d+)')
     ok(end, 'log has an end line with bytes_to_client', read_log(log))
     if end:
-        import re
         n = int(re.search(r'bytes_to_client=(\d+)', end[0]).group(1))
         cmp_ok(n, '>', len(body), 'end line counts the body and headers sent to the client')
     is_(srv.wait_exit_codes(1), [0], 'the session exited 0 after relaying', srv.stderr())

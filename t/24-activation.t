@@ -194,7 +194,7 @@ def stdin_listening_tcp_socket():
 def stdin_udp_socket():
     u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     u.bind(('127.0.0.1', 0))
-    u.connect(('127.0.0.1', 9))
+    u.connect(('127.0.0.1', free_port()))
     try:
         expect_activation_error(run_with_stdin(u), 'fd 0 is a connected UDP socket')
     finally:
