@@ -5,7 +5,7 @@
 set -eu
 
 build="gcc make libc6-dev pkg-config libsystemd-dev libpam0g-dev libkrb5-dev systemd"
-test="$build perl python3 curl ncat xinetd iproute2 util-linux mandoc procps"
+test="$build perl python3 curl ncat xinetd iproute2 util-linux mandoc man-db procps"
 
 case "${1:-}" in
 build) want=$build ;;
