@@ -15,9 +15,11 @@
 static struct {
 	int fds[MAX_TARGETS];
 	size_t nfds;
+	int errfds[MAX_TARGETS];   /* errorlog: errors only */
+	size_t nerrfds;
 	int use_syslog;
 	int debug;
-} logs = { { 2 }, 1, 1, 0 };
+} logs = { .fds = { 2 }, .nfds = 1, .use_syslog = 1 };
 
 static const char *const level_name[] = { "error", "warning", "notice",
 					  "info", "debug" };
@@ -77,6 +79,22 @@ void log_open(const struct conf *c)
 		if (fd >= 0)
 			logs.fds[logs.nfds++] = fd;
 	}
+	logs.nerrfds = 0;
+	for (size_t i = 0; i < c->nerrlog && logs.nerrfds < MAX_TARGETS; i++) {
+		const struct log_target *t = &c->errlog[i];
+		int fd = t->kind == LOGT_STDERR ? 2 : t->kind == LOGT_STDOUT ? 1
+			: t->kind == LOGT_FILE ? open(t->arg, O_WRONLY | O_APPEND |
+						      O_CREAT | O_CLOEXEC |
+						      O_NOCTTY, 0640)
+			: -1;
+		if (t->kind == LOGT_SYSLOG) {
+			openlog("sockd-session", LOG_PID | LOG_NDELAY,
+				facility_of(t->arg));
+			logs.use_syslog = 1;
+		}
+		if (fd >= 0)
+			logs.errfds[logs.nerrfds++] = fd;
+	}
 	/* no logoutput: syslog, as a daemon's logs are expected to be */
 	if (c->nlogout == 0) {
 		openlog("sockd-session", LOG_PID | LOG_NDELAY, LOG_DAEMON);
@@ -108,7 +126,7 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
 	va_end(ap);
 	if (logs.use_syslog)
 		syslog(level_syslog[lvl], "%s: %s", level_name[lvl], msg);
-	if (!logs.nfds)
+	if (!logs.nfds && !(lvl == LOGL_ERROR && logs.nerrfds))
 		return;
 	struct timespec ts;
 	struct tm tm;
@@ -125,6 +143,10 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
 		/* one write per line keeps lines whole in a shared file */
 		ssize_t w = write(logs.fds[i], line, (size_t)n);
 		(void)w;  /* nowhere left to report a failed log write */
+	}
+	for (size_t i = 0; lvl == LOGL_ERROR && i < logs.nerrfds; i++) {
+		ssize_t w = write(logs.errfds[i], line, (size_t)n);
+		(void)w;
 	}
 }
 

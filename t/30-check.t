@@ -2,6 +2,7 @@
 """sockd-check: -t, -T, -C, --test, lint, and hostile rules files."""
 import glob
 import os
+import resource
 import sys
 import time
 
@@ -12,8 +13,14 @@ CHECK = os.path.join(BUILD, 'sockd-check', 'sockd-check')
 CONF = os.path.join(CONFDIR, 'check.conf')
 
 
+def limit_memory():
+    # hostile files must be handled in bounded memory: 64 MiB file cap
+    # plus the parser's own structures stay far below this
+    resource.setrlimit(resource.RLIMIT_AS, (512 << 20, 512 << 20))
+
+
 def check(*args, timeout=15, env=None):
-    r = run([CHECK] + list(args), timeout=timeout, env=env)
+    r = run([CHECK] + list(args), timeout=timeout, env=env, preexec_fn=limit_memory)
     return r.returncode, r.stdout.decode(errors='replace'), r.stderr.decode(errors='replace')
 
 
@@ -96,6 +103,23 @@ def one_decision_output():
                        'addrs=198.51.100.1+198.51.100.2,port=1500')
     like(out, r'blocks 198\.51\.100\.1 for www\.example\.com.*\n.*blocks 198\.51\.100\.2',
          'every address of a name is decided')
+
+
+@test
+def interface_names():
+    d = tmpdir()
+    conf = os.path.join(d, 'lo.conf')
+    with open(conf, 'w') as fh:
+        fh.write('socksmethod: none\nclient pass { from: 0/0 to: 0/0 }\n'
+                 'socks block { from: 0/0 to: lo }\nsocks pass { from: 0/0 to: 0/0 }\n')
+    rc, out, _ = check('-f', conf, '-C', 'from=10.0.0.1,to=127.0.0.53,port=80')
+    is_(rc, 1, 'to: lo covers the whole loopback network', out)
+    rc, out, _ = check('-f', conf, '-C', 'from=10.0.0.1,to=::1,port=80')
+    is_(rc, 1, 'to: lo covers ::1', out)
+    rc, out, _ = check('-f', conf, '-C', 'from=10.0.0.1,to=198.51.100.1,port=80')
+    is_(rc, 0, 'other addresses pass', out)
+    rc, out, err = check('-f', conf, '-t')
+    ok('passes connections to 127.0.0.1' not in err, 'lint knows lo blocks loopback', err)
 
 
 @test
