@@ -97,6 +97,7 @@ struct rule {
 	struct name_list users, groups;
 	unsigned log;             /* LOG_* bits */
 	char *pam_service;        /* NULL = "sockd" */
+	int pam_session;          /* pam.session: -1 inherit, 0 no, 1 yes */
 	char *gssapi_keytab;      /* NULL = default */
 	char *gssapi_service;     /* NULL = default */
 	unsigned gssapi_enctype;  /* ENC_* bits; 0 = default */
@@ -124,6 +125,7 @@ struct conf {
 	struct method_list clientmethods;  /* default: none */
 	struct method_list socksmethods;   /* default: empty = block all */
 	bool socksmethods_given;
+	bool pam_session;         /* pam.session: open a PAM session */
 	struct timeouts timeout;  /* resolved defaults, never -1 */
 	struct rule_addr *external;
 	size_t nexternal;
@@ -160,6 +162,9 @@ void conf_diags_free(struct conf_diags *d);
 /* Formats one diagnostic as "file:line:col: error|warning: msg". */
 void conf_diag_format(const struct conf *c, const char *file,
 		      const struct conf_diag *d, char *buf, size_t len);
+
+/* The PAM service a client rule authenticates with ("sockd" by default). */
+const char *conf_pam_service(const struct rule *client_rule);
 
 static inline const struct rule *conf_client_rules(const struct conf *c)
 {

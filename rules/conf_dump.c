@@ -143,6 +143,8 @@ static void dump_rule(FILE *out, const struct rule *r)
 	dump_bits(out, "log", r->log, logs, 0);
 	if (r->pam_service)
 		fprintf(out, "\tpam.servicename: %s\n", r->pam_service);
+	if (r->pam_session >= 0)
+		fprintf(out, "\tpam.session: %s\n", r->pam_session ? "yes" : "no");
 	if (r->gssapi_keytab)
 		fprintf(out, "\tgssapi.keytab: %s\n", r->gssapi_keytab);
 	if (r->gssapi_service)
@@ -172,6 +174,8 @@ void conf_dump(const struct conf *c, FILE *out)
 	dump_methods(out, "clientmethod", &c->clientmethods);
 	dump_methods(out, "socksmethod", &c->socksmethods);
 	dump_timeouts(out, "", &c->timeout);
+	if (c->pam_session)
+		fputs("pam.session: yes\n", out);
 	for (size_t i = 0; i < c->nexternal; i++) {
 		const struct rule_addr *a = &c->external[i];
 		if (a->kind == ADDR_IFNAME)

@@ -282,6 +282,23 @@ static int parse_methods(struct parser *p, const struct token *key,
 	return 0;
 }
 
+static int parse_yes_no(struct parser *p, const struct token *key, int *out)
+{
+	struct values v;
+
+	if (one_value(p, key, &v))
+		return -1;
+	if (tok_is(&v.t[0], "yes"))
+		*out = 1;
+	else if (tok_is(&v.t[0], "no"))
+		*out = 0;
+	else {
+		ERR(p, &v.t[0], "\"%s:\" takes yes or no", TS(key));
+		return -1;
+	}
+	return 0;
+}
+
 static int parse_timeout_value(struct parser *p, const struct token *key,
 			       int *out)
 {
@@ -523,6 +540,7 @@ static struct rule *new_rule(struct parser *p, enum rule_set set, bool pass,
 	r->protocols = PROTO_ALL;
 	r->proxyprotocols = PXP_ALL;
 	r->timeout = (struct timeouts){ -1, -1, -1, -1, -1 };
+	r->pam_session = -1;
 	if (set == RULE_CLIENT)
 		c->nclient++;
 	else
@@ -655,6 +673,8 @@ static int rule_keyword(struct parser *p, struct rule *r, const struct token *ke
 					  &r->proxyprotocols);
 		if (!strcmp(k, "udp.portrange"))
 			return parse_portrange(p, key, r);
+	} else if (!strcmp(k, "pam.session")) {
+		return parse_yes_no(p, key, &r->pam_session);
 	} else if (!strcmp(k, "clientcompatibility")) {
 		struct values v;
 		if (one_value(p, key, &v))
@@ -671,7 +691,8 @@ static int rule_keyword(struct parser *p, struct rule *r, const struct token *ke
 		ERR(p, key, "\"%s:\" is not implemented by sockd-session", k);
 		return -1;
 	}
-	static const char *const c_only[] = { "clientcompatibility", NULL };
+	static const char *const c_only[] = { "clientcompatibility",
+		"pam.session", NULL };
 	static const char *const s_only[] = { "command", "protocol",
 		"proxyprotocol", "udp.portrange", NULL };
 	for (const char *const *o = client ? s_only : c_only; *o; o++) {
@@ -887,6 +908,13 @@ static int global_keyword(struct parser *p, const struct token *key)
 		return set_string(p, key, &c->user_privileged);
 	if (!strcmp(k, "user.unprivileged") || !strcmp(k, "user.notprivileged"))
 		return set_string(p, key, &c->user_unprivileged);
+	if (!strcmp(k, "pam.session")) {
+		int yes;
+		if (parse_yes_no(p, key, &yes))
+			return -1;
+		c->pam_session = yes;
+		return 0;
+	}
 	if (!strcmp(k, "user.libwrap")) {
 		WARN(p, key, "\"user.libwrap:\" ignored: libwrap is not supported");
 		return read_values(p, key, &v);
@@ -1244,6 +1272,12 @@ void conf_diag_format(const struct conf *c, const char *file,
 	else
 		snprintf(buf, len, "%s:%u:%u: %s: %s", f, d->line, d->col, lvl,
 			 d->msg);
+}
+
+const char *conf_pam_service(const struct rule *client_rule)
+{
+	return client_rule && client_rule->pam_service ? client_rule->pam_service
+						       : "sockd";
 }
 
 int conf_timeout(const struct conf *c, const struct rule *r,

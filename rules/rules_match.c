@@ -142,6 +142,13 @@ static enum match_result match_auth(const struct conf *c, const struct rule *r,
 	if (r->clientmethods.n && !method_list_has(&r->clientmethods,
 						   f->clientmethod))
 		return MATCH_NO;
+	/* A socks rule naming a PAM service only takes users that service
+	 * authenticated (authentication happens before the socks rules, with
+	 * the client rule's service). */
+	if (r->pam_service && (f->method == METHOD_PAM_USERNAME ||
+			       f->method == METHOD_PAM_ADDRESS) &&
+	    (!f->pam_service || strcmp(r->pam_service, f->pam_service)))
+		return MATCH_NO;
 	if (!r->users.n && !r->groups.n)
 		return MATCH_YES;
 	if (!method_yields_user(f->method))

@@ -25,6 +25,8 @@ struct facts {
 				       given (sockd-check's group=); else
 				       the system's group database decides */
 	size_t ngroups;
+	const char *pam_service; /* the service the user was authenticated
+				    with (pam.* methods) */
 	int version;             /* 4 or 5 */
 	/* the request */
 	unsigned command;        /* one CMD_* bit */

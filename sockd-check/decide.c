@@ -109,6 +109,8 @@ int decide_spec(const struct conf *c, const struct check_spec *s,
 	memset(o, 0, sizeof(*o));
 	if (client_stage(c, s, &f, o))
 		return o->rc;
+	/* the session authenticates with the client rule's PAM service */
+	f.pam_service = conf_pam_service(o->client_rule);
 	if (s->have_user && !method_yields_user(s->method))
 		explain(o, "user=%s is an unverified claim with method %s: it "
 			"satisfies no user:/group: condition", s->user,

@@ -156,7 +156,7 @@ void log_escape(const char *in, size_t len, char *out, size_t outlen)
 
 	for (size_t i = 0; i < len && o + 5 < outlen; i++) {
 		unsigned char ch = (unsigned char)in[i];
-		if (ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '\\')
+		if (ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '\\' && ch != '\'')
 			out[o++] = (char)ch;
 		else
 			o += (size_t)snprintf(out + o, outlen - o, "\\x%02x", ch);

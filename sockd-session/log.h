@@ -24,7 +24,7 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
 /* Copies LEN bytes of client-supplied data to OUT as printable ASCII,
- * escaping everything else as \xNN, '"' and '\' as well. */
+ * escaping everything else as \xNN, and the quotes '"', '\'' and '\\' too. */
 void log_escape(const char *in, size_t len, char *out, size_t outlen);
 
 #endif

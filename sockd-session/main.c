@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "activation.h"
+#include "auth_pam.h"
 #include "addr.h"
 #include "conf.h"
 #include "connect.h"
@@ -39,8 +40,13 @@ struct session {
 	struct conf *conf;
 	struct client_conn cc;
 	char client[ADDR_STRLEN], local[ADDR_STRLEN];
+	char client_ip[ADDR_STRLEN];       /* PAM_RHOST */
+	char user[4 * 256];                /* authenticated name, escaped;
+					      "-" when none */
 	const struct rule *client_rule;
 	struct negotiation neg;
+	struct auth_ctx auth;
+	enum method clientmethod;          /* none or pam.address */
 	struct privdrop_target unpriv;
 	struct relay_pipes pipes;
 	int64_t started;
@@ -101,6 +107,8 @@ static void take_connection(struct session *s)
 	addr_format(&s->cc.local, s->local, sizeof(s->local));
 	addr_unmap(&s->cc.peer);
 	addr_unmap(&s->cc.local);
+	addr_ntop(&s->cc.peer, s->client_ip, sizeof(s->client_ip));
+	strcpy(s->user, "-");
 }
 
 static void load_rules(struct session *s)
@@ -146,9 +154,9 @@ static void end_refused(const struct session *s, const char *event,
 
 	if (always || !r || (r->log & (LOG_CONNECT | LOG_ERROR))) {
 		rule_where(s, r, where, sizeof(where));
-		log_msg(LOGL_INFO, "%s client=%s local=%s method=%s user=- "
+		log_msg(LOGL_INFO, "%s client=%s local=%s method=%s user=%s "
 			"rule=%s reason=\"%s\"", event, s->client, s->local,
-			method_name(s->neg.method), where, reason);
+			method_name(s->neg.method), s->user, where, reason);
 	}
 	exit(EXIT_REFUSED);
 }
@@ -171,11 +179,26 @@ static void check_client_rules(struct session *s)
 		refuse(s, v.rule, 0, v.rule ? "blocked by client-rule"
 					     : "no client-rule matched");
 	s->client_rule = v.rule;
+	s->auth.rhost = s->client_ip;
+	s->auth.pam_service = conf_pam_service(v.rule);
+	s->auth.pam_session = v.rule->pam_session >= 0 ? v.rule->pam_session
+						       : s->conf->pam_session;
 	const struct method_list *cm = v.rule->clientmethods.n
 		? &v.rule->clientmethods : &s->conf->clientmethods;
-	if (!method_list_has(cm, METHOD_NONE))
-		refuse(s, v.rule, 1, "clientmethod pam.address is not available "
-		       "in this build");
+	if (method_list_has(cm, METHOD_NONE))
+		return;
+	/* clientmethod pam.address: PAM decides on the address alone,
+	 * before a byte of SOCKS is read */
+	struct pam_request rq = { s->auth.pam_service, PAM_ADDRESS_USER, NULL,
+				  s->client_ip, false };
+	struct pam_result res;
+	if (auth_pam(&rq, &res)) {
+		char why[300];
+		snprintf(why, sizeof(why), "clientmethod pam.address service %s: "
+			 "%s", s->auth.pam_service, res.reason);
+		refuse(s, v.rule, 1, why);
+	}
+	s->clientmethod = METHOD_PAM_ADDRESS;
 }
 
 static void negotiate_request(struct session *s)
@@ -183,8 +206,13 @@ static void negotiate_request(struct session *s)
 	int64_t deadline = netio_deadline(CONF_TIMEOUT(s->conf, s->client_rule,
 						       negotiate));
 
-	if (negotiate(s->cc.fd, s->conf, s->client_rule, deadline, &s->neg))
-		refuse(s, s->client_rule, 0, s->neg.reason);
+	if (negotiate(s->cc.fd, s->conf, s->client_rule, &s->auth, deadline,
+		      &s->neg))
+		refuse(s, s->client_rule, s->neg.method != METHOD_NONE,
+		       s->neg.reason);
+	if (s->neg.user[0])
+		log_escape(s->neg.user, strlen(s->neg.user), s->user,
+			   sizeof(s->user));
 	if (s->neg.req.command != SOCKS_CMD_CONNECT) {
 		negotiate_reply(s->cc.fd, s->neg.version, REP_CMD_UNSUPPORTED,
 				NULL, deadline);
@@ -199,6 +227,13 @@ static void drop_privileges(struct session *s)
 {
 	char err[200];
 
+	/* With a PAM session a root parent stays behind to close it when
+	 * the relay ends; the child goes on and drops everything. */
+	if (auth_pam_session_fork(s->cc.fd)) {
+		log_msg(LOGL_ERROR, "client=%s fork: %s", s->client,
+			strerror(errno));
+		exit(EXIT_REFUSED);
+	}
 	if (privdrop_permanently(&s->unpriv, err, sizeof(err))) {
 		log_msg(LOGL_ERROR, "client=%s %s", s->client, err);
 		exit(EXIT_PRIVDROP);
@@ -222,9 +257,10 @@ static void log_relay_start(const struct session *s,
 			   sizeof(esc));
 		snprintf(userid, sizeof(userid), " socks4_userid=\"%s\"", esc);
 	}
-	log_msg(LOGL_INFO, "pass client=%s local=%s version=%d method=%s user=- "
+	log_msg(LOGL_INFO, "pass client=%s local=%s version=%d method=%s user=%s "
 		"rule=%s command=connect dest=%s%s%s bound=%s%s", s->client,
-		s->local, s->neg.version, method_name(s->neg.method), where, dest,
+		s->local, s->neg.version, method_name(s->neg.method), s->user,
+		where, dest,
 		s->neg.req.atyp == SOCKS5_ATYP_NAME ? " name=" : "",
 		s->neg.req.atyp == SOCKS5_ATYP_NAME ? s->neg.req.name : "", bound,
 		userid);
@@ -240,9 +276,10 @@ static void log_relay_end(const struct session *s,
 		return;
 	rule_where(s, cr->verdict.rule, where, sizeof(where));
 	addr_format(&cr->dest, dest, sizeof(dest));
-	log_msg(LOGL_INFO, "end client=%s method=%s user=- rule=%s dest=%s "
+	log_msg(LOGL_INFO, "end client=%s method=%s user=%s rule=%s dest=%s "
 		"bytes_from_client=%llu bytes_to_client=%llu duration_ms=%lld "
-		"reason=\"%s\"", s->client, method_name(s->neg.method), where,
+		"reason=\"%s\"", s->client, method_name(s->neg.method), s->user,
+		where,
 		dest, (unsigned long long)st->from_client,
 		(unsigned long long)st->to_client,
 		(long long)(netio_now_ms() - s->started), st->reason);
@@ -252,7 +289,9 @@ static int run_connect(struct session *s)
 {
 	struct facts f = { .client = &s->cc.peer, .local = &s->cc.local,
 			   .client_port_known = true, .local_port_known = true,
-			   .clientmethod = METHOD_NONE, .method = s->neg.method,
+			   .clientmethod = s->clientmethod, .method = s->neg.method,
+			   .user = s->neg.user[0] ? s->neg.user : NULL,
+			   .pam_service = s->auth.pam_service,
 			   .version = s->neg.version, .command = CMD_CONNECT };
 	struct connect_result cr;
 	struct relay_stats st;

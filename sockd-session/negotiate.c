@@ -3,12 +3,15 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "auth_pam.h"
+#include "auth_passwd.h"
+#include "log.h"
 #include "negotiate.h"
 #include "netio.h"
 
 int negotiate_method_available(enum method m)
 {
-	return m == METHOD_NONE;
+	return m != METHOD_GSSAPI;
 }
 
 int negotiate_reply(int fd, int version, uint8_t rep,
@@ -111,8 +114,84 @@ static int negotiate_socks4(int fd, const struct conf *c,
 	return 0;
 }
 
+/* RFC 1929: read the name and password, verify them now (PAM or the
+ * password database), answer 01 00 only after a yes; 01 01 and close
+ * otherwise.  The password is wiped on every path. */
+static int authenticate_password(int fd, const struct auth_ctx *ac,
+				 int64_t deadline, struct negotiation *n)
+{
+	uint8_t buf[RFC1929_MAX];
+	struct rfc1929_creds cr;
+	size_t have = 0;
+	int need, rc = -1;
+	uint8_t status[2] = { 1, 1 };
+
+	while ((need = rfc1929_decode(buf, have, &cr)) > 0) {
+		if (netio_read_exact(fd, buf, &have, (size_t)need, deadline)) {
+			explicit_bzero(buf, sizeof(buf));
+			return read_failed(n, "username/password", have);
+		}
+	}
+	explicit_bzero(buf, sizeof(buf));
+	if (need < 0) {
+		snprintf(n->reason, sizeof(n->reason), "bad username/password "
+			 "message: %s", socks_proto_strerror(need));
+		goto reply;
+	}
+	char esc[4 * sizeof(cr.user)];
+	log_escape(cr.user, strlen(cr.user), esc, sizeof(esc));
+	if (n->method == METHOD_USERNAME) {
+		char why[160];
+		if (auth_passwd(cr.user, cr.pass, why, sizeof(why)) == 0) {
+			snprintf(n->user, sizeof(n->user), "%s", cr.user);
+			rc = 0;
+		} else {
+			snprintf(n->reason, sizeof(n->reason), "user '%.60s': %s",
+				 esc, why);
+		}
+	} else {
+		struct pam_request rq = { ac->pam_service, cr.user, cr.pass,
+					  ac->rhost, ac->pam_session };
+		struct pam_result res;
+		if (auth_pam(&rq, &res) == 0) {
+			snprintf(n->user, sizeof(n->user), "%s", res.user);
+			rc = 0;
+		} else {
+			snprintf(n->reason, sizeof(n->reason), "pam.username user "
+				 "'%.60s' service %s: %s", esc, ac->pam_service,
+				 res.reason);
+		}
+	}
+reply:
+	explicit_bzero(&cr, sizeof(cr));
+	status[1] = rc == 0 ? 0 : 1;
+	if (netio_write_all(fd, status, 2, deadline) && rc == 0) {
+		snprintf(n->reason, sizeof(n->reason), "client went away after "
+			 "authenticating");
+		rc = -1;
+	}
+	n->replied = 1;
+	return rc;
+}
+
+/* pam.address: PAM decides on the client address alone. */
+static int authenticate_address(const struct auth_ctx *ac,
+				struct negotiation *n)
+{
+	struct pam_request rq = { ac->pam_service, PAM_ADDRESS_USER, NULL,
+				  ac->rhost, ac->pam_session };
+	struct pam_result res;
+
+	if (auth_pam(&rq, &res) == 0)
+		return 0;
+	snprintf(n->reason, sizeof(n->reason), "pam.address service %s: %s",
+		 ac->pam_service, res.reason);
+	return -1;
+}
+
 int negotiate(int fd, const struct conf *c, const struct rule *client_rule,
-	      int64_t deadline, struct negotiation *n)
+	      const struct auth_ctx *ac, int64_t deadline,
+	      struct negotiation *n)
 {
 	uint8_t buf[SOCKS4_REQUEST_MAX > SOCKS5_GREETING_MAX
 		    ? SOCKS4_REQUEST_MAX : SOCKS5_GREETING_MAX];
@@ -148,11 +227,20 @@ int negotiate(int fd, const struct conf *c, const struct rule *client_rule,
 			 "client offered no acceptable authentication method");
 		return -1;
 	}
+	if (n->method == METHOD_PAM_ADDRESS && authenticate_address(ac, n)) {
+		netio_write_all(fd, answer, 2, deadline);   /* 05 FF */
+		n->replied = 1;
+		return -1;
+	}
 	answer[1] = (uint8_t)method_wire(n->method);
 	if (netio_write_all(fd, answer, 2, deadline)) {
 		snprintf(n->reason, sizeof(n->reason), "writing the method: %s",
 			 strerror(errno));
 		return -1;
 	}
+	if (method_wire(n->method) == 0x02 &&
+	    authenticate_password(fd, ac, deadline, n))
+		return -1;
+	n->replied = 0;
 	return read_request(fd, deadline, n);
 }

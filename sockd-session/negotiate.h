@@ -3,17 +3,27 @@
 #ifndef SOCKD_NEGOTIATE_H
 #define SOCKD_NEGOTIATE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "conf.h"
 #include "rules_match.h"
 #include "socks_proto.h"
 
+/* What authentication needs to know about the connection. */
+struct auth_ctx {
+	const char *rhost;        /* client address as text (PAM_RHOST) */
+	const char *pam_service;  /* from the client rule */
+	bool pam_session;         /* open a PAM session */
+};
+
 struct negotiation {
 	int version;          /* 4 or 5 */
 	enum method method;
+	char user[256];       /* the authenticated name (PAM_USER after the
+				 stack, or the RFC 1929 name), "" if none */
 	struct socks_request req;
-	char reason[160];     /* why it failed */
+	char reason[512];     /* why it failed */
 	int replied;          /* a failure reply was already sent */
 };
 
@@ -25,7 +35,7 @@ int negotiate_method_available(enum method m);
  * the client's) and request.  Returns 0, or -1 with n->reason (and the
  * reply sent where the protocol defines one). */
 int negotiate(int fd, const struct conf *c, const struct rule *client_rule,
-	      int64_t deadline, struct negotiation *n);
+	      const struct auth_ctx *ac, int64_t deadline, struct negotiation *n);
 
 /* Sends the reply of protocol VERSION: REP for SOCKS5; for SOCKS4 any
  * REP but REP_SUCCEEDED is 5B.  Best effort: the session ends after a

@@ -28,12 +28,14 @@ int socks5_request_decode(const uint8_t *buf, size_t have,
 {
 	size_t need;
 
-	if (have < 5)
-		return 5;   /* through the name length byte, or 1 address byte */
+	if (have < 4)
+		return 4;   /* judge VER, RSV and ATYP before asking for more */
 	if (buf[0] != 5)
 		return PROTO_BAD_VERSION;
 	if (buf[2] != 0)
 		return PROTO_BAD_RESERVED;
+	if (buf[3] == SOCKS5_ATYP_NAME && have < 5)
+		return 5;   /* the name's length byte */
 	switch (buf[3]) {
 	case SOCKS5_ATYP_IPV4: need = 4 + 4 + 2; break;
 	case SOCKS5_ATYP_IPV6: need = 4 + 16 + 2; break;
@@ -155,6 +157,34 @@ size_t socks4_reply_encode(uint8_t *out, int granted,
 	return 8;
 }
 
+int rfc1929_decode(const uint8_t *buf, size_t have, struct rfc1929_creds *c)
+{
+	if (have < 2)
+		return 2;
+	if (buf[0] != 1)
+		return PROTO_BAD_SUBVERSION;
+	size_t ulen = buf[1];
+	if (ulen == 0)
+		return PROTO_EMPTY_FIELD;
+	if (have < 2 + ulen + 1)
+		return (int)(2 + ulen + 1);
+	size_t plen = buf[2 + ulen];
+	if (plen == 0)
+		return PROTO_EMPTY_FIELD;
+	if (have < 3 + ulen + plen)
+		return (int)(3 + ulen + plen);
+	for (size_t i = 0; i < ulen; i++)
+		if (buf[2 + i] < 0x20 || buf[2 + i] == 0x7f)
+			return PROTO_BAD_BYTES;
+	if (memchr(buf + 3 + ulen, 0, plen))
+		return PROTO_BAD_BYTES;
+	memcpy(c->user, buf + 2, ulen);
+	c->user[ulen] = '\0';
+	memcpy(c->pass, buf + 3 + ulen, plen);
+	c->pass[plen] = '\0';
+	return 0;
+}
+
 const char *socks_proto_strerror(int code)
 {
 	switch (code) {
@@ -164,6 +194,10 @@ const char *socks_proto_strerror(int code)
 	case PROTO_BAD_ATYP: return "unsupported address type";
 	case PROTO_BAD_NAME: return "invalid host name";
 	case PROTO_FIELD_TOO_LONG: return "SOCKS4 field longer than 255 bytes";
+	case PROTO_BAD_SUBVERSION: return "username/password version is not 1";
+	case PROTO_EMPTY_FIELD: return "empty user name or password";
+	case PROTO_BAD_BYTES: return "NUL or control byte in user name or "
+				     "password";
 	default: return "malformed message";
 	}
 }

@@ -87,6 +87,24 @@ size_t socks4_reply_encode(uint8_t *out, int granted,
 size_t socks5_reply_encode(uint8_t *out, uint8_t rep,
 			   const struct sockaddr_storage *bnd);
 
+/* RFC 1929 username/password request: VER=1 ULEN UNAME PLEN PASSWD. */
+#define RFC1929_MAX (1 + 1 + 255 + 1 + 255)
+enum {
+	PROTO_BAD_SUBVERSION = -7,   /* VER != 1 */
+	PROTO_EMPTY_FIELD = -8,      /* ULEN or PLEN 0 */
+	PROTO_BAD_BYTES = -9,        /* NUL or control byte in the name, NUL
+					in the password: a C string would cut
+					them short */
+};
+
+struct rfc1929_creds {
+	char user[256];
+	char pass[256];
+};
+
+/* Decodes into C (both NUL-terminated).  The caller wipes C->pass. */
+int rfc1929_decode(const uint8_t *buf, size_t have, struct rfc1929_creds *c);
+
 /* Readable name of a PROTO_* code. */
 const char *socks_proto_strerror(int code);
 
