@@ -105,7 +105,8 @@ static void grammar_forms(void)
 		" socksmethod: username log: connect pam.servicename: x\n"
 		" gssapi.keytab: FILE:/k gssapi.servicename: rcmd\n"
 		" gssapi.enctype: integrity confidentiality\n"
-		" clientcompatibility: necgssapi timeout.negotiate: 5 }\n"
+		" clientcompatibility: necgssapi timeout.negotiate: 5\n"
+		" pam.session: yes }\n"
 		"socks pass { from: 0/0 to: 0/0 command: connect bind udpassociate"
 		" bindreply udpreply\n protocol: tcp udp\n"
 		" proxyprotocol: socks_v4 socks_v5\n socksmethod: pam.username\n"
@@ -123,6 +124,7 @@ static void grammar_forms(void)
 		"timeout.io.tcp: 0\ntimeout.io.udp: 86400\n"
 		"timeout.tcp_fin_wait: 0\nexternal: 192.0.2.1\nexternal: eth9\n"
 		"external: 2001:db8::1\nexternal.rotation: same-same\n"
+		"pam.session: yes\n"
 		"client pass { from: 0/0 to: 0/0 }\n");
 	accepts("settings after the first rule",
 		"client pass { from: 0/0 to: 0/0 }\nsocksmethod: none\n");
@@ -192,6 +194,11 @@ static void grammar_errors(void)
 		"expected \"pass\" or \"block\"");
 	refuses("logoutput relative path", "logoutput: sockd.log\n", "1:12:",
 		"absolute path");
+	refuses("pam.session in a socks rule",
+		HEAD "socks pass { from: 0/0 to: 0/0 pam.session: yes }\n", "3:",
+		"not valid in a socks rule");
+	refuses("pam.session not yes/no", "pam.session: maybe\n", "1:14:",
+		"yes or no");
 	refuses("timeout not a number", "timeout.io: soon\n", "1:13:",
 		"not a number");
 	refuses("host name with a bad byte",

@@ -146,6 +146,48 @@ static void socks4_cases(void)
 	       "SOCKS4 rejected reply");
 }
 
+static int up(const uint8_t *b, size_t n, void *o)
+{
+	return rfc1929_decode(b, n, o);
+}
+
+static void rfc1929_cases(void)
+{
+	struct rcase t[] = {
+		{ "alice/secret", { 1, 5, 'a', 'l', 'i', 'c', 'e', 6, 's', 'e', 'c',
+		  'r', 'e', 't' }, 14, 0 },
+		{ "version 5", { 5, 1, 'a', 1, 'b' }, 5, PROTO_BAD_SUBVERSION },
+		{ "ulen 0", { 1, 0, 1, 'b' }, 4, PROTO_EMPTY_FIELD },
+		{ "plen 0", { 1, 1, 'a', 0 }, 4, PROTO_EMPTY_FIELD },
+		{ "NUL in the name", { 1, 3, 'a', 0, 'b', 1, 'p' }, 7, PROTO_BAD_BYTES },
+		{ "newline in the name", { 1, 3, 'a', '\n', 'b', 1, 'p' }, 7,
+		  PROTO_BAD_BYTES },
+		{ "NUL in the password", { 1, 1, 'a', 3, 'p', 0, 'q' }, 7,
+		  PROTO_BAD_BYTES },
+	};
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		struct rfc1929_creds a, b;
+		size_t ca = 0, cb = 0;
+		int ra = feed(up, t[i].msg, t[i].len, &a, 0, &ca);
+		int rb = feed(up, t[i].msg, t[i].len, &b, 1, &cb);
+		tap_ok(ra == t[i].want && rb == ra && (ra != 0 || ca == t[i].len),
+		       "rfc1929: %s (whole %d, bytewise %d)", t[i].name, ra, rb);
+	}
+	uint8_t m[RFC1929_MAX];
+	struct rfc1929_creds c;
+	size_t used = 0;
+	m[0] = 1;
+	m[1] = 255;
+	memset(m + 2, 'u', 255);
+	m[257] = 255;
+	memset(m + 258, 'p', 255);
+	tap_ok(feed(up, m, sizeof(m), &c, 0, &used) == 0 && used == RFC1929_MAX &&
+	       strlen(c.user) == 255 && strlen(c.pass) == 255,
+	       "rfc1929: 255-byte name and password");
+	tap_ok(feed(up, m, 100, &c, 0, &used) == 1000,
+	       "rfc1929: truncated message asks for more");
+}
+
 static void greeting_cases(void)
 {
 	uint8_t g1[] = { 5, 1, 0 }, g2[] = { 5, 0 }, g3[] = { 4, 1, 0 };
@@ -187,6 +229,7 @@ int main(void)
 {
 	request_cases();
 	socks4_cases();
+	rfc1929_cases();
 	greeting_cases();
 	reply_cases();
 	return tap_done();
