@@ -183,6 +183,15 @@ static void check_client_rules(struct session *s)
 	s->auth.pam_service = conf_pam_service(v.rule);
 	s->auth.pam_session = v.rule->pam_session >= 0 ? v.rule->pam_session
 						       : s->conf->pam_session;
+	s->auth.gss = (struct gss_params){
+		.keytab = v.rule->gssapi_keytab ? v.rule->gssapi_keytab
+						: GSS_DEFAULT_KEYTAB,
+		.service = v.rule->gssapi_service ? v.rule->gssapi_service
+						  : GSS_DEFAULT_SERVICE,
+		.enctypes = v.rule->gssapi_enctype ? v.rule->gssapi_enctype
+			: ENC_INTEGRITY | ENC_CONFIDENTIALITY,
+		.necgssapi = v.rule->necgssapi,
+	};
 	const struct method_list *cm = v.rule->clientmethods.n
 		? &v.rule->clientmethods : &s->conf->clientmethods;
 	if (method_list_has(cm, METHOD_NONE))
@@ -210,9 +219,10 @@ static void negotiate_request(struct session *s)
 		      &s->neg))
 		refuse(s, s->client_rule, s->neg.method != METHOD_NONE,
 		       s->neg.reason);
-	if (s->neg.user[0])
-		log_escape(s->neg.user, strlen(s->neg.user), s->user,
-			   sizeof(s->user));
+	/* the log names who authenticated: the principal for GSSAPI */
+	const char *who = s->neg.principal[0] ? s->neg.principal : s->neg.user;
+	if (who[0])
+		log_escape(who, strlen(who), s->user, sizeof(s->user));
 	if (s->neg.req.command != SOCKS_CMD_CONNECT) {
 		negotiate_reply(s->cc.fd, s->neg.version, REP_CMD_UNSUPPORTED,
 				NULL, deadline);
@@ -290,7 +300,10 @@ static int run_connect(struct session *s)
 	struct facts f = { .client = &s->cc.peer, .local = &s->cc.local,
 			   .client_port_known = true, .local_port_known = true,
 			   .clientmethod = s->clientmethod, .method = s->neg.method,
-			   .user = s->neg.user[0] ? s->neg.user : NULL,
+			   /* GSSAPI: the local name, "" for a principal that
+			      maps to none, which no user: rule matches */
+			   .user = s->neg.method == METHOD_GSSAPI || s->neg.user[0]
+				   ? s->neg.user : NULL,
 			   .pam_service = s->auth.pam_service,
 			   .version = s->neg.version, .command = CMD_CONNECT };
 	struct connect_result cr;
@@ -314,9 +327,21 @@ static int run_connect(struct session *s)
 			    deadline))
 		refuse(s, cr.verdict.rule, 0, "client went away before the reply");
 	log_relay_start(s, &cr);
-	relay_run(s->cc.fd, cr.fd, &s->pipes,
-		  CONF_TIMEOUT(s->conf, cr.verdict.rule, io_tcp),
-		  CONF_TIMEOUT(s->conf, cr.verdict.rule, tcp_fin_wait), &st);
+	if (s->neg.gss && gss_level(s->neg.gss) >= GSS_LEVEL_INTEGRITY) {
+		/* protected data cannot be spliced: wrap and unwrap */
+		struct gss_relay_stats gs;
+		gss_relay_run(s->neg.gss, s->cc.fd, cr.fd, s->neg.early,
+			      s->neg.nearly,
+			      CONF_TIMEOUT(s->conf, cr.verdict.rule, io_tcp), &gs);
+		st.from_client = gs.from_client;
+		st.to_client = gs.to_client;
+		st.reason = gs.reason;
+	} else {
+		relay_run(s->cc.fd, cr.fd, &s->pipes,
+			  CONF_TIMEOUT(s->conf, cr.verdict.rule, io_tcp),
+			  CONF_TIMEOUT(s->conf, cr.verdict.rule, tcp_fin_wait),
+			  &st);
+	}
 	log_relay_end(s, &cr, &st);
 	return EXIT_RELAYED;
 }

@@ -1,6 +1,7 @@
 /* SOCKS5 negotiation (RFC 1928 sections 3-4), exact reads only. */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "auth_pam.h"
@@ -9,9 +10,13 @@
 #include "negotiate.h"
 #include "netio.h"
 
+/* The protected session, once GSSAPI agreed on integrity or more: the
+ * request and every reply travel wrapped. */
+static struct gss_sess *protected;
+
 int negotiate_method_available(enum method m)
 {
-	return m != METHOD_GSSAPI;
+	return m < METHOD_COUNT;
 }
 
 int negotiate_reply(int fd, int version, uint8_t rep,
@@ -22,6 +27,8 @@ int negotiate_reply(int fd, int version, uint8_t rep,
 		? socks4_reply_encode(out, rep == REP_SUCCEEDED, bnd)
 		: socks5_reply_encode(out, rep, bnd);
 
+	if (protected)
+		return gss_send(protected, fd, deadline, out, n);
 	return netio_write_all(fd, out, n, deadline);
 }
 
@@ -57,8 +64,51 @@ static int choose_method(const struct method_list *ours,
 	return -1;
 }
 
+/* Under GSSAPI protection the request is the plaintext of one mtyp 3
+ * token; what follows the request in it is early data for the target. */
+static int read_protected_request(int fd, int64_t deadline,
+				  struct negotiation *n)
+{
+	uint8_t *plain = malloc(4 + GSS_TOKEN_MAX);
+	long got;
+	int need;
+
+	if (!plain) {
+		snprintf(n->reason, sizeof(n->reason), "out of memory");
+		return -1;
+	}
+	got = gss_recv(n->gss, fd, deadline, plain, 4 + GSS_TOKEN_MAX, n->reason,
+		       sizeof(n->reason));
+	if (got < 0) {
+		free(plain);
+		return -1;
+	}
+	need = socks5_request_decode(plain, (size_t)got, &n->req);
+	if (need != 0) {
+		snprintf(n->reason, sizeof(n->reason), "bad request: %s",
+			 need > 0 ? "truncated in its token"
+				  : socks_proto_strerror(need));
+		free(plain);
+		if (need != PROTO_BAD_VERSION) {
+			negotiate_reply(fd, 5, need == PROTO_BAD_ATYP
+					? REP_ATYP_UNSUPPORTED : REP_GENERAL_FAILURE,
+					NULL, deadline);
+			n->replied = 1;
+		}
+		return -1;
+	}
+	size_t used = socks5_request_length(plain);
+	n->nearly = (size_t)got - used;
+	memmove(plain, plain + used, n->nearly);
+	n->early = plain;
+	return 0;
+}
+
 static int read_request(int fd, int64_t deadline, struct negotiation *n)
 {
+	if (protected)
+		return read_protected_request(fd, deadline, n);
+
 	uint8_t buf[SOCKS5_REQUEST_MAX];
 	size_t have = 0;
 	int need;
@@ -174,6 +224,29 @@ reply:
 	return rc;
 }
 
+/* RFC 1961: context, identity, protection level.  The user for rules is
+ * the local name the principal maps to ("" when none: no user: rule
+ * matches it); the principal goes to the logs. */
+static int authenticate_gssapi(int fd, const struct auth_ctx *ac,
+			       int64_t deadline, struct negotiation *n)
+{
+	struct gss_identity id;
+	char why[300];
+
+	n->gss = gss_authenticate(fd, &ac->gss, deadline, &id, why, sizeof(why));
+	if (!n->gss) {
+		snprintf(n->reason, sizeof(n->reason), "gssapi (service %s, "
+			 "keytab %s): %s", ac->gss.service, ac->gss.keytab, why);
+		n->replied = 1;
+		return -1;
+	}
+	snprintf(n->principal, sizeof(n->principal), "%s", id.principal);
+	snprintf(n->user, sizeof(n->user), "%s", id.localname);
+	if (gss_level(n->gss) >= GSS_LEVEL_INTEGRITY)
+		protected = n->gss;
+	return 0;
+}
+
 /* pam.address: PAM decides on the client address alone. */
 static int authenticate_address(const struct auth_ctx *ac,
 				struct negotiation *n)
@@ -240,6 +313,8 @@ int negotiate(int fd, const struct conf *c, const struct rule *client_rule,
 	}
 	if (method_wire(n->method) == 0x02 &&
 	    authenticate_password(fd, ac, deadline, n))
+		return -1;
+	if (n->method == METHOD_GSSAPI && authenticate_gssapi(fd, ac, deadline, n))
 		return -1;
 	n->replied = 0;
 	return read_request(fd, deadline, n);

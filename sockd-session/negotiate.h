@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "conf.h"
+#include "gss.h"
 #include "rules_match.h"
 #include "socks_proto.h"
 
@@ -15,6 +16,7 @@ struct auth_ctx {
 	const char *rhost;        /* client address as text (PAM_RHOST) */
 	const char *pam_service;  /* from the client rule */
 	bool pam_session;         /* open a PAM session */
+	struct gss_params gss;    /* from the client rule */
 };
 
 struct negotiation {
@@ -23,6 +25,10 @@ struct negotiation {
 	char user[256];       /* the authenticated name (PAM_USER after the
 				 stack, or the RFC 1929 name), "" if none */
 	struct socks_request req;
+	char principal[256];  /* GSSAPI: the client principal, for logs */
+	struct gss_sess *gss; /* GSSAPI protection above clear, or NULL */
+	uint8_t *early;       /* plaintext that came in the request's token */
+	size_t nearly;
 	char reason[512];     /* why it failed */
 	int replied;          /* a failure reply was already sent */
 };

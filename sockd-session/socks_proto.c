@@ -67,6 +67,15 @@ int socks5_request_decode(const uint8_t *buf, size_t have,
 	return 0;
 }
 
+size_t socks5_request_length(const uint8_t *buf)
+{
+	switch (buf[3]) {
+	case SOCKS5_ATYP_IPV4: return 4 + 4 + 2;
+	case SOCKS5_ATYP_IPV6: return 4 + 16 + 2;
+	default: return 4 + 1 + (size_t)buf[4] + 2;
+	}
+}
+
 size_t socks5_reply_encode(uint8_t *out, uint8_t rep,
 			   const struct sockaddr_storage *bnd)
 {
@@ -185,6 +194,37 @@ int rfc1929_decode(const uint8_t *buf, size_t have, struct rfc1929_creds *c)
 	return 0;
 }
 
+int gss_msg_decode(const uint8_t *buf, size_t have, int want_mtyp,
+		   const uint8_t **token, size_t *len)
+{
+	if (have < 2)
+		return 2;
+	if (buf[0] != 1)
+		return PROTO_BAD_SUBVERSION;
+	if (buf[1] == GSS_MTYP_ABORT)
+		return PROTO_GSS_ABORT;
+	if (buf[1] != want_mtyp)
+		return PROTO_GSS_BAD_MTYP;
+	if (have < 4)
+		return 4;
+	size_t n = (size_t)buf[2] << 8 | buf[3];
+	if (n == 0)
+		return PROTO_GSS_EMPTY;
+	if (have < 4 + n)
+		return (int)(4 + n);
+	*token = buf + 4;
+	*len = n;
+	return 0;
+}
+
+void gss_msg_header(uint8_t out[4], int mtyp, size_t len)
+{
+	out[0] = 1;
+	out[1] = (uint8_t)mtyp;
+	out[2] = (uint8_t)(len >> 8);
+	out[3] = (uint8_t)len;
+}
+
 const char *socks_proto_strerror(int code)
 {
 	switch (code) {
@@ -198,6 +238,9 @@ const char *socks_proto_strerror(int code)
 	case PROTO_EMPTY_FIELD: return "empty user name or password";
 	case PROTO_BAD_BYTES: return "NUL or control byte in user name or "
 				     "password";
+	case PROTO_GSS_ABORT: return "client aborted GSSAPI (01 FF)";
+	case PROTO_GSS_BAD_MTYP: return "unexpected GSSAPI message type";
+	case PROTO_GSS_EMPTY: return "zero-length GSSAPI token";
 	default: return "malformed message";
 	}
 }

@@ -82,6 +82,10 @@ int socks4_request_decode(const uint8_t *buf, size_t have,
 size_t socks4_reply_encode(uint8_t *out, int granted,
 			   const struct sockaddr_storage *bnd);
 
+/* The length of the SOCKS5 request that BUF begins with (one that
+ * socks5_request_decode accepted). */
+size_t socks5_request_length(const uint8_t *buf);
+
 /* Writes VER REP RSV ATYP BND.ADDR BND.PORT for BND (NULL: 0.0.0.0:0).
  * Returns its length. */
 size_t socks5_reply_encode(uint8_t *out, uint8_t rep,
@@ -104,6 +108,25 @@ struct rfc1929_creds {
 
 /* Decodes into C (both NUL-terminated).  The caller wipes C->pass. */
 int rfc1929_decode(const uint8_t *buf, size_t have, struct rfc1929_creds *c);
+
+/* RFC 1961 message: VER=1 MTYP LEN(2) TOKEN; "01 FF" alone is an abort. */
+#define GSS_MTYP_AUTH 1
+#define GSS_MTYP_PROT 2
+#define GSS_MTYP_DATA 3
+#define GSS_MTYP_ABORT 0xff
+#define GSS_TOKEN_MAX 65535
+enum {
+	PROTO_GSS_ABORT = -10,       /* the peer sent 01 FF */
+	PROTO_GSS_BAD_MTYP = -11,    /* not the message type expected */
+	PROTO_GSS_EMPTY = -12,       /* zero-length token */
+};
+
+/* Decodes a message of type WANT_MTYP; *TOKEN points into BUF. */
+int gss_msg_decode(const uint8_t *buf, size_t have, int want_mtyp,
+		   const uint8_t **token, size_t *len);
+
+/* Writes the 4-byte header of a message carrying LEN bytes. */
+void gss_msg_header(uint8_t out[4], int mtyp, size_t len);
 
 /* Readable name of a PROTO_* code. */
 const char *socks_proto_strerror(int code);
