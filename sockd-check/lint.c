@@ -315,6 +315,11 @@ static void lint_misc(struct lint *l)
 		if (r->gssapi_enctype & ENC_CLEAR)
 			warn(l, r, "gssapi.enctype clear: the relayed data is not "
 			     "protected");
+		if (r->set == RULE_SOCKS && (r->gssapi_enctype || r->gssapi_keytab ||
+					     r->gssapi_service))
+			warn(l, r, "gssapi.* in a socks rule has no effect: GSSAPI "
+			     "authenticates during negotiation, with the client "
+			     "rule's settings");
 	}
 	for (size_t i = 0; i < c->nexternal; i++) {
 		const struct rule_addr *e = &c->external[i];
