@@ -232,3 +232,13 @@ bool addr_equal(const struct sockaddr_storage *a,
 			      &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
 	return false;
 }
+
+bool addr_is_any(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)ss)->sin_addr.s_addr == 0;
+	if (ss->ss_family == AF_INET6)
+		return IN6_IS_ADDR_UNSPECIFIED(
+			&((const struct sockaddr_in6 *)ss)->sin6_addr);
+	return true;
+}

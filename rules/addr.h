@@ -39,6 +39,9 @@ void addr_ntop(const struct sockaddr_storage *ss, char *buf, size_t len);
 /* "127.0.0.1.1080" / "::1.1080": Dante's address.port form. */
 void addr_format(const struct sockaddr_storage *ss, char *buf, size_t len);
 
+/* True for 0.0.0.0 and :: (any port). */
+bool addr_is_any(const struct sockaddr_storage *ss);
+
 /* Equality of address and port. */
 bool addr_equal(const struct sockaddr_storage *a,
 		const struct sockaddr_storage *b);

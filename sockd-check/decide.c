@@ -143,10 +143,21 @@ int decide_spec(const struct conf *c, const struct check_spec *s,
 	}
 	const struct rule *first_block = NULL;
 	bool any_block = false;
+	/* bindreply, udpreply: the remote peer (to=) sends to the client
+	 * (from=), so the rules' from: is the peer and to: the client */
+	bool reply = s->command & (CMD_BINDREPLY | CMD_UDPREPLY);
 	for (int i = 0; i < n; i++) {
 		struct verdict v;
 		addr_set_port(&cand[i], s->port);
 		f.dest = &cand[i];
+		if (reply) {
+			f.client = &cand[i];
+			f.client_port_known = s->have_port;
+			f.dest = &s->from;
+			f.dest_name = NULL;
+			f.dest_port = addr_port(&s->from);
+			f.dest_port_known = s->have_fromport;
+		}
 		if (rules_decide_socks(c, &f, &v) == MATCH_MISSING)
 			return missing(o, c, &v);
 		decide_where(c, v.rule, where, sizeof(where));

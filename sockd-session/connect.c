@@ -46,9 +46,7 @@ static int interface_addr(const char *ifname, int family,
 	return rc;
 }
 
-/* The source address for a connection of FAMILY: 1 = chosen (in SRC),
- * 0 = let the kernel choose, -1 = externals given but none of FAMILY. */
-static int source_address(const struct conf *c, const struct client_conn *cc,
+int connect_source_address(const struct conf *c, const struct client_conn *cc,
 			  int family, struct sockaddr_storage *src)
 {
 	if (c->rotation == ROTATION_SAME_SAME) {
@@ -90,7 +88,7 @@ static int connect_one(const struct conf *c, const struct client_conn *cc,
 		       struct sockaddr_storage *bound)
 {
 	struct sockaddr_storage src;
-	int have_src = source_address(c, cc, dst->ss_family, &src);
+	int have_src = connect_source_address(c, cc, dst->ss_family, &src);
 
 	if (have_src < 0) {
 		errno = EAFNOSUPPORT;

@@ -27,6 +27,12 @@ void connect_destination(const struct conf *c, struct facts *f,
 			 const struct client_conn *cc,
 			 struct connect_result *out);
 
+/* The source address for a socket of FAMILY (external: or same-same
+ * rotation): 1 = chosen (in SRC, port 0), 0 = let the kernel choose,
+ * -1 = externals are given but none of FAMILY. */
+int connect_source_address(const struct conf *c, const struct client_conn *cc,
+			   int family, struct sockaddr_storage *src);
+
 /* The SOCKS5 reply code for a connect(2)/socket(2) errno. */
 uint8_t connect_errno_reply(int err);
 

@@ -225,6 +225,42 @@ void gss_msg_header(uint8_t out[4], int mtyp, size_t len)
 	out[3] = (uint8_t)len;
 }
 
+int socks5_udp_decode(const uint8_t *buf, size_t len, struct socks_request *r)
+{
+	uint8_t req[SOCKS5_REQUEST_MAX];
+
+	if (len < 4 || buf[0] || buf[1])
+		return PROTO_BAD_RESERVED;
+	if (buf[2])
+		return PROTO_UDP_FRAGMENT;
+	/* the same address encoding as a request: reuse its decoder */
+	size_t n = len - 3 < sizeof(req) - 3 ? len - 3 : sizeof(req) - 3;
+	req[0] = 5;
+	req[1] = SOCKS_CMD_UDP;
+	req[2] = 0;
+	memcpy(req + 3, buf + 3, n);
+	int rc = socks5_request_decode(req, n + 3, r);
+	if (rc > 0)
+		return PROTO_BAD_RESERVED;   /* truncated */
+	if (rc < 0)
+		return rc;
+	return (int)socks5_request_length(req);
+}
+
+size_t socks5_udp_header(uint8_t *out, const struct sockaddr_storage *from)
+{
+	uint8_t rep[SOCKS_REPLY_MAX];
+	size_t n = socks5_reply_encode(rep, 0, from);
+
+	/* a reply is VER REP RSV ATYP ADDR PORT: the UDP header is
+	 * RSV RSV FRAG ATYP ADDR PORT */
+	out[0] = 0;
+	out[1] = 0;
+	out[2] = 0;
+	memcpy(out + 3, rep + 3, n - 3);
+	return n;
+}
+
 const char *socks_proto_strerror(int code)
 {
 	switch (code) {
@@ -241,6 +277,7 @@ const char *socks_proto_strerror(int code)
 	case PROTO_GSS_ABORT: return "client aborted GSSAPI (01 FF)";
 	case PROTO_GSS_BAD_MTYP: return "unexpected GSSAPI message type";
 	case PROTO_GSS_EMPTY: return "zero-length GSSAPI token";
+	case PROTO_UDP_FRAGMENT: return "fragmented UDP datagram";
 	default: return "malformed message";
 	}
 }

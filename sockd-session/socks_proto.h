@@ -128,6 +128,20 @@ int gss_msg_decode(const uint8_t *buf, size_t have, int want_mtyp,
 /* Writes the 4-byte header of a message carrying LEN bytes. */
 void gss_msg_header(uint8_t out[4], int mtyp, size_t len);
 
+/* RFC 1928 section 7 UDP header: RSV(2) FRAG ATYP DST.ADDR DST.PORT. */
+#define SOCKS5_UDP_HEADER_MAX (4 + 1 + 255 + 2)
+enum { PROTO_UDP_FRAGMENT = -13 };
+
+/* Decodes the header of a LEN-byte datagram into R (atyp, addr or name,
+ * port).  Returns the header length (the payload follows), or < 0:
+ * truncated (PROTO_BAD_RESERVED for a short or malformed header),
+ * PROTO_UDP_FRAGMENT (FRAG != 0: dropped, as the RFC allows), bad ATYP or
+ * name. */
+int socks5_udp_decode(const uint8_t *buf, size_t len, struct socks_request *r);
+
+/* Writes the header for a datagram from FROM.  Returns its length. */
+size_t socks5_udp_header(uint8_t *out, const struct sockaddr_storage *from);
+
 /* Readable name of a PROTO_* code. */
 const char *socks_proto_strerror(int code);
 

@@ -189,8 +189,18 @@ def unreachable_network():
 @test
 def unsupported_commands():
     echo = Target(h_echo)
-    for cmd, name in ((CMD_BIND, 'BIND'), (CMD_UDP, 'UDP ASSOCIATE'), (0x09, 'command 0x09')):
+    for cmd, name in ((0x00, 'command 0x00'), (0x04, 'command 0x04'), (0x09, 'command 0x09'),
+                      (0xff, 'command 0xff')):
         refused_case(req_ipv4('127.0.0.1', echo.port, cmd=cmd), 7, name, target=echo)
+
+
+@test
+def bind_and_udp_need_a_rule():
+    # deny by default: the rules here pass "command: connect" only
+    echo = Target(h_echo)
+    for cmd, name in ((CMD_BIND, 'BIND'), (CMD_UDP, 'UDP ASSOCIATE')):
+        refused_case(req_ipv4('127.0.0.1', echo.port, cmd=cmd), 2,
+                     name + ' without a pass rule for it', target=echo)
 
 
 @test

@@ -1,0 +1,119 @@
+/* Session-wide helpers: rule locations, refusals, log lines, the relay. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gss.h"
+#include "log.h"
+#include "netio.h"
+#include "session.h"
+
+void session_rule_where(const struct session *s, const struct rule *r,
+			char *buf, size_t len)
+{
+	if (r)
+		snprintf(buf, len, "%s:%u %s-rule=#%u", s->conf->file, r->line,
+			 r->set == RULE_CLIENT ? "client" : "socks", r->number);
+	else
+		snprintf(buf, len, "default");
+}
+
+void session_end(const struct session *s, const char *event,
+		 const struct rule *r, int always, const char *reason)
+{
+	char where[300];
+
+	if (always || !r || (r->log & (LOG_CONNECT | LOG_ERROR))) {
+		session_rule_where(s, r, where, sizeof(where));
+		log_msg(LOGL_INFO, "%s client=%s local=%s method=%s user=%s "
+			"rule=%s reason=\"%s\"", event, s->client, s->local,
+			method_name(s->neg.method), s->user, where, reason);
+	}
+	exit(EXIT_REFUSED);
+}
+
+void session_facts(const struct session *s, unsigned command, struct facts *f)
+{
+	*f = (struct facts){
+		.client = &s->cc.peer, .local = &s->cc.local,
+		.client_port_known = true, .local_port_known = true,
+		.clientmethod = s->clientmethod, .method = s->neg.method,
+		/* GSSAPI: the local name, "" for a principal that maps to
+		 * none, which no user: rule matches */
+		.user = s->neg.method == METHOD_GSSAPI || s->neg.user[0]
+			? s->neg.user : NULL,
+		.pam_service = s->auth.pam_service,
+		.version = s->neg.version, .command = command,
+	};
+}
+
+int64_t session_reply_deadline(const struct session *s)
+{
+	return netio_deadline(CONF_TIMEOUT(s->conf, s->client_rule, negotiate));
+}
+
+void session_log_start(const struct session *s, const struct rule *r,
+		       const char *command, const struct sockaddr_storage *dest,
+		       const struct sockaddr_storage *bound)
+{
+	char where[300], d[ADDR_STRLEN], b[ADDR_STRLEN];
+	char userid[4 * SOCKS4_FIELD_MAX + 40] = "";
+
+	if (!r || !(r->log & LOG_CONNECT))
+		return;
+	session_rule_where(s, r, where, sizeof(where));
+	addr_format(dest, d, sizeof(d));
+	addr_format(bound, b, sizeof(b));
+	if (s->neg.version == 4) {
+		char esc[4 * SOCKS4_FIELD_MAX + 1];
+		log_escape(s->neg.req.userid, s->neg.req.userid_len, esc,
+			   sizeof(esc));
+		snprintf(userid, sizeof(userid), " socks4_userid=\"%s\"", esc);
+	}
+	log_msg(LOGL_INFO, "pass client=%s local=%s version=%d method=%s user=%s "
+		"rule=%s command=%s dest=%s%s%s bound=%s%s", s->client, s->local,
+		s->neg.version, method_name(s->neg.method), s->user, where,
+		command, d, s->neg.req.atyp == SOCKS5_ATYP_NAME ? " name=" : "",
+		s->neg.req.atyp == SOCKS5_ATYP_NAME ? s->neg.req.name : "", b,
+		userid);
+}
+
+void session_log_end(const struct session *s, const struct rule *r,
+		     const struct sockaddr_storage *dest, uint64_t from_client,
+		     uint64_t to_client, const char *reason)
+{
+	char where[300], d[ADDR_STRLEN];
+
+	if (!r || !(r->log & LOG_DISCONNECT))
+		return;
+	session_rule_where(s, r, where, sizeof(where));
+	addr_format(dest, d, sizeof(d));
+	log_msg(LOGL_INFO, "end client=%s method=%s user=%s rule=%s dest=%s "
+		"bytes_from_client=%llu bytes_to_client=%llu duration_ms=%lld "
+		"reason=\"%s\"", s->client, method_name(s->neg.method), s->user,
+		where, d, (unsigned long long)from_client,
+		(unsigned long long)to_client,
+		(long long)(netio_now_ms() - s->started), reason);
+}
+
+void session_relay(struct session *s, const struct rule *r, int target,
+		   const char *command, const struct sockaddr_storage *dest,
+		   const struct sockaddr_storage *bound)
+{
+	int io = CONF_TIMEOUT(s->conf, r, io_tcp);
+
+	session_log_start(s, r, command, dest, bound);
+	if (s->neg.gss && gss_level(s->neg.gss) >= GSS_LEVEL_INTEGRITY) {
+		/* protected data cannot be spliced: wrap and unwrap */
+		struct gss_relay_stats gs;
+		gss_relay_run(s->neg.gss, s->cc.fd, target, s->neg.early,
+			      s->neg.nearly, io, &gs);
+		session_log_end(s, r, dest, gs.from_client, gs.to_client,
+				gs.reason);
+		return;
+	}
+	struct relay_stats st;
+	relay_run(s->cc.fd, target, &s->pipes, io,
+		  CONF_TIMEOUT(s->conf, r, tcp_fin_wait), &st);
+	session_log_end(s, r, dest, st.from_client, st.to_client, st.reason);
+}
