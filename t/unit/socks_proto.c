@@ -188,6 +188,74 @@ static void rfc1929_cases(void)
 	       "rfc1929: truncated message asks for more");
 }
 
+static void udp_cases(void)
+{
+	struct socks_request r;
+	uint8_t d4[] = { 0, 0, 0, 1, 127, 0, 0, 1, 0, 53, 'q', 'u' };
+	uint8_t dn[] = { 0, 0, 0, 3, 9, 'l', 'o', 'c', 'a', 'l', 'h', 'o', 's', 't',
+			 0, 53, 'x' };
+	uint8_t frag[] = { 0, 0, 1, 1, 127, 0, 0, 1, 0, 53, 'q' };
+	uint8_t rsv[] = { 0, 1, 0, 1, 127, 0, 0, 1, 0, 53, 'q' };
+	uint8_t shorth[] = { 0, 0, 0, 1, 127, 0 };
+	uint8_t badat[] = { 0, 0, 0, 9, 127, 0, 0, 1, 0, 53 };
+
+	tap_ok(socks5_udp_decode(d4, sizeof(d4), &r) == 10 && r.port == 53 &&
+	       r.atyp == SOCKS5_ATYP_IPV4, "udp: IPv4 header, payload after 10");
+	tap_ok(socks5_udp_decode(dn, sizeof(dn), &r) == 16 &&
+	       !strcmp(r.name, "localhost"), "udp: name header");
+	tap_ok(socks5_udp_decode(frag, sizeof(frag), &r) == PROTO_UDP_FRAGMENT,
+	       "udp: FRAG != 0 refused");
+	tap_ok(socks5_udp_decode(rsv, sizeof(rsv), &r) == PROTO_BAD_RESERVED,
+	       "udp: RSV != 0 refused");
+	tap_ok(socks5_udp_decode(shorth, sizeof(shorth), &r) == PROTO_BAD_RESERVED,
+	       "udp: truncated header refused");
+	tap_ok(socks5_udp_decode(badat, sizeof(badat), &r) == PROTO_BAD_ATYP,
+	       "udp: bad ATYP refused");
+	struct sockaddr_storage ss;
+	uint8_t out[SOCKS5_UDP_HEADER_MAX];
+	addr_parse_literal("::1", &ss);
+	addr_set_port(&ss, 53);
+	size_t n = socks5_udp_header(out, &ss);
+	tap_ok(n == 22 && out[0] == 0 && out[2] == 0 && out[3] == 4 && out[21] == 53,
+	       "udp: IPv6 header for an answer");
+}
+
+static int gss_auth(const uint8_t *b, size_t n, void *o)
+{
+	const uint8_t *tok;
+	size_t len;
+	(void)o;
+	return gss_msg_decode(b, n, GSS_MTYP_AUTH, &tok, &len);
+}
+
+static void gss_framing_cases(void)
+{
+	struct rcase t[] = {
+		{ "token of 3", { 1, 1, 0, 3, 'a', 'b', 'c' }, 7, 0 },
+		{ "zero-length token", { 1, 1, 0, 0 }, 4, PROTO_GSS_EMPTY },
+		{ "abort", { 1, 0xff }, 2, PROTO_GSS_ABORT },
+		{ "wrong version", { 5, 1, 0, 1, 'a' }, 5, PROTO_BAD_SUBVERSION },
+		{ "wrong mtyp", { 1, 3, 0, 1, 'a' }, 5, PROTO_GSS_BAD_MTYP },
+	};
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		size_t ca = 0, cb = 0;
+		int ra = feed(gss_auth, t[i].msg, t[i].len, NULL, 0, &ca);
+		int rb = feed(gss_auth, t[i].msg, t[i].len, NULL, 1, &cb);
+		tap_ok(ra == t[i].want && rb == ra, "gss: %s (whole %d, bytewise %d)",
+		       t[i].name, ra, rb);
+	}
+	static uint8_t big[4 + 65535] = { 1, 1, 0xff, 0xff };
+	const uint8_t *tok;
+	size_t len;
+	tap_ok(gss_msg_decode(big, 4, GSS_MTYP_AUTH, &tok, &len) == 4 + 65535 &&
+	       gss_msg_decode(big, sizeof(big), GSS_MTYP_AUTH, &tok, &len) == 0 &&
+	       len == 65535, "gss: a 65535-byte token is read whole");
+	uint8_t hdr[4];
+	gss_msg_header(hdr, GSS_MTYP_DATA, 0x1234);
+	tap_ok(hdr[0] == 1 && hdr[1] == 3 && hdr[2] == 0x12 && hdr[3] == 0x34,
+	       "gss: header encoding");
+}
+
 static void greeting_cases(void)
 {
 	uint8_t g1[] = { 5, 1, 0 }, g2[] = { 5, 0 }, g3[] = { 4, 1, 0 };
@@ -230,6 +298,8 @@ int main(void)
 	request_cases();
 	socks4_cases();
 	rfc1929_cases();
+	udp_cases();
+	gss_framing_cases();
 	greeting_cases();
 	reply_cases();
 	return tap_done();
