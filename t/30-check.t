@@ -123,6 +123,29 @@ def interface_names():
 
 
 @test
+def reply_commands():
+    d = tmpdir()
+    conf = os.path.join(d, 'r.conf')
+    with open(conf, 'w') as fh:
+        fh.write('socksmethod: none\nclient pass { from: 0/0 to: 0/0 }\n'
+                 'socks block { from: 192.0.2.66/32 to: 0/0 command: bindreply udpreply }\n'
+                 'socks pass { from: 0/0 to: 10.0.0.0/8 command: bind bindreply udpassociate udpreply }\n')
+    base = 'from=10.0.0.5,fromport=4000,laddr=10.0.0.1,lport=1080,port=2000,'
+    rc, out, _ = check('-f', conf, '-C', base + 'to=192.0.2.66,command=bindreply')
+    ok(rc == 1 and 'socks-rule #1' in out, 'bindreply: from: matches the remote peer (to=)', out)
+    rc, out, _ = check('-f', conf, '-C', base + 'to=192.0.2.67,command=bindreply')
+    ok(rc == 0 and 'socks-rule #2' in out, 'bindreply: to: matches the client (from=)', out)
+    rc, out, _ = check('-f', conf, '-C', base + 'to=192.0.2.66,command=udpreply')
+    is_(rc, 1, 'udpreply from a blocked remote')
+    rc, out, _ = check('-f', conf, '-C', base + 'to=10.9.9.9,command=bind')
+    is_(rc, 0, 'bind to the named peer passes')
+    rc, out, _ = check('-f', conf, '-C', base + 'to=10.9.9.9,command=connect')
+    is_(rc, 1, 'connect is not allowed by a bind rule')
+    rc, out, err = check('-f', conf, '-C', base + 'to=10.9.9.9,command=udpreply,protocol=tcp')
+    is_(rc, 2, 'protocol= contradicting command= is an error')
+
+
+@test
 def group_from_the_system_database():
     d = tmpdir()
     conf = os.path.join(d, 'g.conf')

@@ -5,7 +5,8 @@
 set -eu
 
 build="gcc make libc6-dev pkg-config libsystemd-dev libpam0g-dev libkrb5-dev systemd"
-test="$build perl python3 curl ncat xinetd iproute2 util-linux mandoc man-db procps krb5-kdc krb5-user krb5-admin-server python3-gssapi"
+test="$build perl python3 curl ncat xinetd iproute2 util-linux mandoc man-db procps krb5-kdc krb5-user krb5-admin-server python3-gssapi
+	passwd libpam-modules libpam-wrapper proxychains4"
 
 case "${1:-}" in
 build) want=$build ;;
