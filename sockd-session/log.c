@@ -18,8 +18,9 @@ static struct {
 	int errfds[MAX_TARGETS];   /* errorlog: errors only */
 	size_t nerrfds;
 	int use_syslog;
+	int facility;
 	int debug;
-} logs = { .fds = { 2 }, .nfds = 1, .use_syslog = 1 };
+} logs = { .fds = { 2 }, .nfds = 1, .use_syslog = 1, .facility = LOG_DAEMON };
 
 static const char *const level_name[] = { "error", "warning", "notice",
 					  "info", "debug" };
@@ -71,8 +72,9 @@ void log_open(const struct conf *c)
 		case LOGT_SYSLOG:
 			/* connect now: after the drop /dev/log may be out of
 			 * reach, and the sandbox allows no new sockets */
+			logs.facility = facility_of(t->arg);
 			openlog("sockd-session", LOG_PID | LOG_NDELAY,
-				facility_of(t->arg));
+				logs.facility);
 			logs.use_syslog = 1;
 			break;
 		}
@@ -100,6 +102,25 @@ void log_open(const struct conf *c)
 		openlog("sockd-session", LOG_PID | LOG_NDELAY, LOG_DAEMON);
 		logs.use_syslog = 1;
 	}
+}
+
+size_t log_fds(int *fds, size_t max)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < logs.nfds && n < max; i++)
+		fds[n++] = logs.fds[i];
+	for (size_t i = 0; i < logs.nerrfds && n < max; i++)
+		fds[n++] = logs.errfds[i];
+	return n;
+}
+
+void log_reopen_syslog(void)
+{
+	if (!logs.use_syslog)
+		return;
+	closelog();
+	openlog("sockd-session", LOG_PID | LOG_NDELAY, logs.facility);
 }
 
 void log_set_debug(int level)

@@ -17,6 +17,12 @@ void log_init_early(void);
 /* Opens C's logoutput targets (replacing the early ones). */
 void log_open(const struct conf *c);
 
+/* The descriptors logging writes to (files, stderr); returns the count. */
+size_t log_fds(int *fds, size_t max);
+
+/* Reconnects syslog (after descriptors were closed under it). */
+void log_reopen_syslog(void);
+
 /* -d: debug lines too, and stderr as a target whatever logoutput says. */
 void log_set_debug(int level);
 

@@ -175,6 +175,38 @@ static void negotiate_request(struct session *s)
 	}
 }
 
+static int cmp_int(const void *a, const void *b)
+{
+	return *(const int *)a - *(const int *)b;
+}
+
+/* PAM, NSS and krb5 may have left descriptors open (shadow, an audit
+ * socket, the keytab): keep only the client, the relay pipes and the log
+ * files.  syslog is reconnected after. */
+static void close_unneeded_fds(const struct session *s)
+{
+	int keep[16];
+	size_t n = 0;
+
+	keep[n++] = s->cc.fd;
+	keep[n++] = s->pipes.up[0];
+	keep[n++] = s->pipes.up[1];
+	keep[n++] = s->pipes.down[0];
+	keep[n++] = s->pipes.down[1];
+	n += log_fds(keep + n, sizeof(keep) / sizeof(keep[0]) - n);
+	qsort(keep, n, sizeof(keep[0]), cmp_int);
+	unsigned from = 3;
+	for (size_t i = 0; i < n; i++) {
+		if (keep[i] < 3)
+			continue;
+		if ((unsigned)keep[i] > from)
+			close_range(from, (unsigned)keep[i] - 1, 0);
+		from = (unsigned)keep[i] + 1;
+	}
+	close_range(from, ~0u, 0);
+	log_reopen_syslog();
+}
+
 static void drop_privileges(struct session *s)
 {
 	char err[200];
@@ -186,6 +218,7 @@ static void drop_privileges(struct session *s)
 			strerror(errno));
 		exit(EXIT_REFUSED);
 	}
+	close_unneeded_fds(s);
 	if (privdrop_permanently(&s->unpriv, err, sizeof(err))) {
 		log_msg(LOGL_ERROR, "client=%s %s", s->client, err);
 		exit(EXIT_PRIVDROP);

@@ -51,6 +51,21 @@ def check_relaying_process(act, what, target_host='127.0.0.1', request_host=None
         except OSError:
             owner = None
         is_(owner, 0, '%s [%d]: not dumpable (/proc/%d/status owned by root)' % (what, pid, pid))
+        # descriptors: 0-2 (never the client), the client, the target,
+        # four pipe ends, log files, the syslog socket; nothing else
+        try:
+            fds = {int(f): os.readlink('/proc/%d/fd/%s' % (pid, f))
+                   for f in os.listdir('/proc/%d/fd' % pid)}
+        except OSError:
+            fds = {}
+        pipes = [f for f, t in fds.items() if t.startswith('pipe:')]
+        socks = [f for f, t in fds.items() if t.startswith('socket:') and f > 2]
+        others = [t for f, t in fds.items() if f > 2 and not t.startswith(('pipe:', 'socket:'))
+                  and not t.endswith('.log')]
+        is_(len(pipes), 4, '%s [%d]: four pipe ends' % (what, pid), fds)
+        ok(len(socks) <= 3, '%s [%d]: client, target and at most a syslog socket' % (what, pid),
+           fds)
+        is_(others, [], '%s [%d]: no other open files' % (what, pid), fds)
     c.shutdown_wr()
     data, how = c.recv_until_eof(5)
     is_(how, 'eof', '%s: session ends' % what)
