@@ -71,9 +71,11 @@ static int client_stage(const struct conf *c, const struct check_spec *s,
 	explain(o, "%s passes the client", where);
 	const struct method_list *cm = v.rule->clientmethods.n
 		? &v.rule->clientmethods : &c->clientmethods;
-	if (!method_list_has(cm, METHOD_NONE))
+	if (!method_list_has(cm, METHOD_NONE)) {
 		explain(o, "clientmethod pam.address: PAM decides on the client "
-			"address at run time");
+			"address at run time (assumed to say yes)");
+		f->clientmethod = METHOD_PAM_ADDRESS;
+	}
 	if (!rules_client_allows_method(c, v.rule, s->method, s->version)) {
 		o->rule = v.rule;
 		o->rc = 1;

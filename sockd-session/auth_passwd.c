@@ -52,7 +52,8 @@ int auth_passwd(const char *user, const char *password, char *reason,
 			 "account locked or without a password");
 		return -1;
 	}
-	if (sp && sp->sp_expire > 0 && today >= sp->sp_expire) {
+	/* -1 is "never"; 0 (chage -E 0) expired on 1970-01-01 */
+	if (sp && sp->sp_expire >= 0 && today >= sp->sp_expire) {
 		snprintf(reason, len, "system password authentication failed: "
 			 "account expired");
 		return -1;

@@ -155,10 +155,19 @@ static void negotiate_request(struct session *s)
 	int64_t deadline = netio_deadline(CONF_TIMEOUT(s->conf, s->client_rule,
 						       negotiate));
 
-	if (negotiate(s->cc.fd, s->conf, s->client_rule, &s->auth, deadline,
-		      &s->neg))
+	int rc = negotiate(s->cc.fd, s->conf, s->client_rule, &s->auth, deadline,
+			   &s->neg);
+	/* With a PAM session open, a root parent stays behind from here on
+	 * to close it whenever and however the session ends; the child goes
+	 * on and will drop everything. */
+	if (auth_pam_session_fork(s->cc.fd)) {
+		log_msg(LOGL_ERROR, "client=%s fork: %s", s->client,
+			strerror(errno));
+		exit(EXIT_REFUSED);
+	}
+	if (rc)
 		session_end(s, "block", s->client_rule, s->neg.method != METHOD_NONE,
-		       s->neg.reason);
+			    s->neg.reason);
 	/* the log names who authenticated: the principal for GSSAPI */
 	const char *who = s->neg.principal[0] ? s->neg.principal : s->neg.user;
 	if (who[0])
@@ -211,13 +220,6 @@ static void drop_privileges(struct session *s)
 {
 	char err[200];
 
-	/* With a PAM session a root parent stays behind to close it when
-	 * the relay ends; the child goes on and drops everything. */
-	if (auth_pam_session_fork(s->cc.fd)) {
-		log_msg(LOGL_ERROR, "client=%s fork: %s", s->client,
-			strerror(errno));
-		exit(EXIT_REFUSED);
-	}
 	close_unneeded_fds(s);
 	if (privdrop_permanently(&s->unpriv, err, sizeof(err))) {
 		log_msg(LOGL_ERROR, "client=%s %s", s->client, err);
