@@ -257,6 +257,7 @@ int cmd_udp_associate(struct session *s)
 	if (negotiate_reply(s->cc.fd, 5, REP_SUCCEEDED, &bound, deadline))
 		session_end(s, "fail", rule, 0, "client went away");
 	session_log_start(s, rule, "udpassociate", &u.client, &bound);
+	session_sandbox(s, SANDBOX_UDP);
 	const char *why = relay_datagrams(&u, CONF_TIMEOUT(s->conf, rule, io_udp));
 	close(u.cfd);   /* the relay port is gone with the control connection */
 	if (u.dropped)

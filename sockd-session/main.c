@@ -22,6 +22,7 @@
 #include "privdrop.h"
 #include "relay.h"
 #include "rules_match.h"
+#include "sandbox.h"
 #include "session.h"
 
 #define DEFAULT_CONF SOCKD_SYSCONFDIR "/sockd.conf"
@@ -31,12 +32,35 @@ static void usage(FILE *out)
 	fprintf(out, "usage: sockd-session [-f file] [-d] [-v]\n"
 		"  -f file  rules file (default %s)\n"
 		"  -d       debug logging\n"
-		"  -v       print the version and exit\n", DEFAULT_CONF);
+		"  -v       print the version and exit (-vv: and the build)\n",
+		DEFAULT_CONF);
+}
+
+/* -v: the version; -vv: also what is built in and the defaults. */
+static void print_version(int level)
+{
+	printf("sockd-session %s\n", SOCKD_VERSION);
+	if (level < 2)
+		return;
+	printf("build: pam=dlopen(libpam.so.0) crypt=dlopen(libcrypt.so.1) "
+	       "gssapi=dlopen(libgssapi_krb5.so.2) "
+	       "libsystemd=no(LISTEN_FDS read directly) seccomp=%s%s\n",
+	       sandbox_available() ? "bpf" : "off",
+#ifdef __SANITIZE_ADDRESS__
+	       " sanitizers=address,undefined"
+#else
+	       ""
+#endif
+	       );
+	printf("defaults: conf=%s pam.servicename=sockd gssapi.keytab=%s "
+	       "gssapi.servicename=%s user.unprivileged=nobody\n",
+	       DEFAULT_CONF, GSS_DEFAULT_KEYTAB, GSS_DEFAULT_SERVICE);
 }
 
 static void parse_args(struct session *s, int argc, char **argv, int *debug)
 {
-	int opt;
+	int opt, version = 0;
+	int *version_p = &version;
 
 	s->conf_file = DEFAULT_CONF;
 	while ((opt = getopt(argc, argv, "f:dvh")) != -1) {
@@ -44,8 +68,8 @@ static void parse_args(struct session *s, int argc, char **argv, int *debug)
 		case 'f': s->conf_file = optarg; break;
 		case 'd': (*debug)++; break;
 		case 'v':
-			printf("sockd-session %s\n", SOCKD_VERSION);
-			exit(0);
+			(*version_p)++;
+			break;
 		case 'h':
 			usage(stdout);
 			exit(0);
@@ -57,6 +81,10 @@ static void parse_args(struct session *s, int argc, char **argv, int *debug)
 	if (optind != argc) {
 		usage(stderr);
 		exit(EXIT_USAGE);
+	}
+	if (version) {
+		print_version(version);
+		exit(0);
 	}
 }
 

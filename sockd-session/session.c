@@ -6,6 +6,7 @@
 #include "gss.h"
 #include "log.h"
 #include "netio.h"
+#include "sandbox.h"
 #include "session.h"
 
 void session_rule_where(const struct session *s, const struct rule *r,
@@ -96,6 +97,18 @@ void session_log_end(const struct session *s, const struct rule *r,
 		(long long)(netio_now_ms() - s->started), reason);
 }
 
+void session_sandbox(const struct session *s, enum sandbox_profile p)
+{
+	int fds[8];
+	size_t n = log_fds(fds, sizeof(fds) / sizeof(fds[0]));
+	char err[200];
+
+	if (sandbox_enter(p, fds, n, err, sizeof(err))) {
+		log_msg(LOGL_ERROR, "client=%s sandbox: %s", s->client, err);
+		exit(EXIT_REFUSED);
+	}
+}
+
 void session_relay(struct session *s, const struct rule *r, int target,
 		   const char *command, const struct sockaddr_storage *dest,
 		   const struct sockaddr_storage *bound)
@@ -103,6 +116,7 @@ void session_relay(struct session *s, const struct rule *r, int target,
 	int io = CONF_TIMEOUT(s->conf, r, io_tcp);
 
 	session_log_start(s, r, command, dest, bound);
+	session_sandbox(s, SANDBOX_TCP);
 	if (s->neg.gss && gss_level(s->neg.gss) >= GSS_LEVEL_INTEGRITY) {
 		/* protected data cannot be spliced: wrap and unwrap */
 		struct gss_relay_stats gs;

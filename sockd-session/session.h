@@ -12,6 +12,7 @@
 #include "privdrop.h"
 #include "relay.h"
 #include "rules_match.h"
+#include "sandbox.h"
 
 /* Exit codes (documented in sockd-session(8)). */
 enum {
@@ -69,6 +70,10 @@ void session_log_start(const struct session *s, const struct rule *r,
 void session_log_end(const struct session *s, const struct rule *r,
 		     const struct sockaddr_storage *dest, uint64_t from_client,
 		     uint64_t to_client, const char *reason);
+
+/* Enters the relay sandbox (seccomp, limits); ends the session if it
+ * cannot. */
+void session_sandbox(const struct session *s, enum sandbox_profile p);
 
 /* Relays CLIENT <-> TARGET: splice, or wrap/unwrap under GSSAPI
  * protection, with rule R's timeouts; logs start and end. */
