@@ -141,3 +141,32 @@ clean:
 	rm -f $(SESSION_BIN) $(CHECK_BIN) $(UNIT_BINS)
 
 -include $(RULES_OBJ:.o=.d) $(SESSION_OBJ:.o=.d) $(CHECK_OBJ:.o=.d)
+
+# Fuzzing (clang + libFuzzer): `make fuzz FUZZ_TIME=seconds` runs each
+# target that long; t/80-fuzz.t runs a fixed number of inputs in make check.
+FUZZ_CC    ?= clang
+FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
+              -fno-sanitize-recover=undefined -Irules -Isockd-session
+FUZZ_TIME  ?= 60
+FUZZ_BINS  := build-fuzz/fuzz_socks build-fuzz/fuzz_rules
+
+build-fuzz/fuzz_socks: fuzz/fuzz_socks.c sockd-session/socks_proto.c $(RULES_SRC)
+	@mkdir -p build-fuzz
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $^
+
+build-fuzz/fuzz_rules: fuzz/fuzz_rules.c $(RULES_SRC)
+	@mkdir -p build-fuzz
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $^
+
+fuzz-build: $(FUZZ_BINS)
+
+# In a private network namespace: host names in fuzzed rules must not
+# reach a resolver.
+fuzz: fuzz-build
+	@mkdir -p build-fuzz/corpus-socks build-fuzz/corpus-rules
+	unshare --net build-fuzz/fuzz_socks -max_total_time=$(FUZZ_TIME) \
+	  build-fuzz/corpus-socks fuzz/corpus/socks
+	unshare --net build-fuzz/fuzz_rules -max_total_time=$(FUZZ_TIME) \
+	  -dict=fuzz/rules.dict build-fuzz/corpus-rules conf t/conf
+
+.PHONY: fuzz fuzz-build
