@@ -122,13 +122,17 @@ install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(PAMDIR) \
 	  $(DESTDIR)$(SYSCONFDIR) $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
 	install -m 0755 $(SESSION_BIN) $(CHECK_BIN) $(DESTDIR)$(SBINDIR)/
-	install -m 0644 units/sockd.socket units/sockd@.service $(DESTDIR)$(UNITDIR)/
+	install -m 0644 units/sockd.socket $(DESTDIR)$(UNITDIR)/
+	sed 's|/usr/local/sbin/|$(SBINDIR)/|g; s|/etc/sockd.conf|$(SYSCONFDIR)/sockd.conf|g' \
+	  units/sockd@.service > $(DESTDIR)$(UNITDIR)/sockd@.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/sockd@.service
 	install -m 0644 pam.d/sockd $(DESTDIR)$(PAMDIR)/sockd
 	[ -e $(DESTDIR)$(SYSCONFDIR)/sockd.conf ] || \
 	  install -m 0644 conf/sockd.conf $(DESTDIR)$(SYSCONFDIR)/sockd.conf
 	install -m 0644 man/sockd.conf.5 $(DESTDIR)$(MANDIR)/man5/
 	install -m 0644 man/sockd-session.8 man/sockd-check.8 $(DESTDIR)$(MANDIR)/man8/
 
+# The rules file is configuration: uninstall leaves it, as dpkg would.
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/sockd-session $(DESTDIR)$(SBINDIR)/sockd-check \
 	  $(DESTDIR)$(UNITDIR)/sockd.socket $(DESTDIR)$(UNITDIR)/sockd@.service \
