@@ -174,3 +174,9 @@ fuzz: fuzz-build
 	  -dict=fuzz/rules.dict build-fuzz/corpus-rules conf t/conf
 
 .PHONY: fuzz fuzz-build
+
+# Benchmarks against Dante, microsocks and a direct connection (issue 7);
+# writes bench/RESULTS.md.  Not part of check.
+.PHONY: bench
+bench:
+	bench/run

@@ -242,3 +242,10 @@ bool addr_is_any(const struct sockaddr_storage *ss)
 			&((const struct sockaddr_in6 *)ss)->sin6_addr);
 	return true;
 }
+
+bool addr_is_unspecified_dest(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return ((const uint8_t *)&((const struct sockaddr_in *)ss)->sin_addr)[0] == 0;
+	return addr_is_any(ss);
+}

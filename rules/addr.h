@@ -42,6 +42,10 @@ void addr_format(const struct sockaddr_storage *ss, char *buf, size_t len);
 /* True for 0.0.0.0 and :: (any port). */
 bool addr_is_any(const struct sockaddr_storage *ss);
 
+/* True for addresses that name no host but mean "this host" to a
+ * connect() or sendto(): 0.0.0.0/8 and ::.  Never a destination. */
+bool addr_is_unspecified_dest(const struct sockaddr_storage *ss);
+
 /* Equality of address and port. */
 bool addr_equal(const struct sockaddr_storage *a,
 		const struct sockaddr_storage *b);

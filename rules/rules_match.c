@@ -258,3 +258,23 @@ bool rules_client_allows_method(const struct conf *c, const struct rule *r,
 		return false;
 	return method_list_has(rules_socks_methods(c, r), m);
 }
+
+const struct rule *rules_first_possible_pass(const struct conf *c,
+					     const struct facts *f)
+{
+	const struct rule *rules = conf_socks_rules(c);
+
+	for (size_t i = 0; i < c->nsocks; i++) {
+		const char *missing = NULL;
+		enum match_result m = match_socks_rule(c, &rules[i], f, &missing);
+		/* the destination is what is unknown: the rest must match */
+		if (m == MATCH_MISSING &&
+		    match_auth(c, &rules[i], f, &missing) == MATCH_NO)
+			m = MATCH_NO;
+		if (m == MATCH_YES && !rules[i].pass)
+			return NULL;     /* a block that holds whatever comes */
+		if (m != MATCH_NO && rules[i].pass)
+			return &rules[i];
+	}
+	return NULL;
+}

@@ -59,6 +59,12 @@ enum match_result rules_decide_socks(const struct conf *c,
 const struct method_list *rules_socks_methods(const struct conf *c,
 					      const struct rule *r);
 
+/* The first socks rule that passes F or may pass it once the facts it is
+ * missing are known (a UDP association before its first datagram); NULL
+ * when none can. */
+const struct rule *rules_first_possible_pass(const struct conf *c,
+					     const struct facts *f);
+
 /* May a client that matched client rule R use socks method M with SOCKS
  * VERSION?  M must be in R's (or the global) socksmethod list; a SOCKS4
  * client has no negotiation and always means "none", so a client rule

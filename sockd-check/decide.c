@@ -117,6 +117,25 @@ int decide_spec(const struct conf *c, const struct check_spec *s,
 		explain(o, "user=%s is an unverified claim with method %s: it "
 			"satisfies no user:/group: condition", s->user,
 			method_name(s->method));
+	if (!s->have_to && s->command == CMD_UDPASSOCIATE) {
+		/* as the session: the association is refused only by a rule
+		 * that blocks whatever the datagrams' destinations */
+		struct verdict v;
+		enum match_result m = rules_decide_socks(c, &f, &v);
+		if (m == MATCH_YES) {
+			o->rule = v.rule;
+			o->rc = v.pass ? 0 : 1;
+		} else {
+			o->rule = rules_first_possible_pass(c, &f);
+			o->rc = 0;
+			explain(o, "each datagram is decided by its destination "
+				"(give to= and port= to decide one)");
+		}
+		decide_where(c, o->rule, where, sizeof(where));
+		explain(o, "%s %s the association", where,
+			o->rc ? "refuses" : "allows");
+		return o->rc;
+	}
 	if (!s->have_to) {
 		snprintf(o->error, sizeof(o->error), "to= (the destination) is "
 			 "needed for the socks-rules");
@@ -151,6 +170,14 @@ int decide_spec(const struct conf *c, const struct check_spec *s,
 	for (int i = 0; i < n; i++) {
 		struct verdict v;
 		addr_set_port(&cand[i], s->port);
+		if (!reply && s->command != CMD_BIND &&
+		    addr_is_unspecified_dest(&cand[i])) {
+			addr_ntop(&cand[i], a, sizeof(a));
+			explain(o, "%s means this host and is never a destination "
+				"(the session replies 04)", a);
+			any_block = true;
+			continue;
+		}
 		f.dest = &cand[i];
 		if (reply) {
 			f.client = &cand[i];

@@ -56,7 +56,10 @@ static int accept_one(const struct session *s, int lfd, int timeout,
 	int64_t deadline = netio_deadline(timeout);
 
 	for (;;) {
-		struct pollfd pfd[2] = { { lfd, POLLIN, 0 }, { s->cc.fd, POLLIN, 0 } };
+		/* the client may send data ahead of the peer (it waits in the
+		 * socket for the relay): only its close ends the wait */
+		struct pollfd pfd[2] = { { lfd, POLLIN, 0 },
+					 { s->cc.fd, POLLRDHUP, 0 } };
 		int64_t left = deadline == INT64_MAX ? -1 : deadline - netio_now_ms();
 		if (deadline != INT64_MAX && left <= 0) {
 			*reason = "no connection before timeout.io";

@@ -131,6 +131,8 @@ static void from_client(struct udp_assoc *u)
 	/* the first address that passes, as for CONNECT */
 	for (int i = 0; i < ndst; i++) {
 		struct sockaddr_storage self = u->client;
+		if (addr_is_unspecified_dest(&dst[i]))
+			continue;   /* "this host", never a destination */
 		if (!decide(u, CMD_UDPASSOCIATE, &self, &dst[i],
 			    r.atyp == SOCKS5_ATYP_NAME ? r.name : NULL))
 			continue;
@@ -245,7 +247,8 @@ int cmd_udp_associate(struct session *s)
 	}
 	u.cfd = socket(bound.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	socklen_t blen = sizeof(bound);
-	const struct rule *pr = m == MATCH_YES ? v.rule : v.missing_rule;
+	const struct rule *pr = m == MATCH_YES ? v.rule
+			      : rules_first_possible_pass(s->conf, &f);
 	if (u.cfd < 0 || bind_in_range(u.cfd, &bound, pr ? pr->udp_port_lo : 0,
 				       pr ? pr->udp_port_hi : 0) < 0 ||
 	    getsockname(u.cfd, (struct sockaddr *)&bound, &blen) < 0) {

@@ -161,6 +161,17 @@ void connect_destination(const struct conf *c, struct facts *f,
 	out->dest = cand[0];
 	for (int i = 0; i < n; i++) {
 		struct verdict v;
+		/* 0.0.0.0 and :: reach this host whatever the rules say about
+		 * its addresses: never a destination */
+		if (addr_is_unspecified_dest(&cand[i])) {
+			if (!any_pass && out->rep != REP_NOT_ALLOWED) {
+				out->rep = REP_HOST_UNREACHABLE;
+				out->dest = cand[i];
+				snprintf(out->reason, sizeof(out->reason),
+					 "unspecified address is no destination");
+			}
+			continue;
+		}
 		f->dest = &cand[i];
 		if (rules_decide_socks(c, f, &v) != MATCH_YES || !v.pass) {
 			if (!any_pass && out->rep != REP_NOT_ALLOWED) {

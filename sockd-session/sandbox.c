@@ -98,8 +98,11 @@ static void limits(int udp, int file_logging)
 {
 	struct rlimit none = { 0, 0 };
 
-	setrlimit(RLIMIT_NPROC, &none);    /* no fork: nobody's count is shared,
-					      and fork checks it */
+#if SANDBOX_FILTER
+	/* no fork: nobody's count is shared, and fork checks it.  (Not in
+	 * sanitizer builds: LeakSanitizer starts a thread at exit.) */
+	setrlimit(RLIMIT_NPROC, &none);
+#endif
 	setrlimit(RLIMIT_CORE, &none);
 	if (!file_logging)
 		setrlimit(RLIMIT_FSIZE, &none);

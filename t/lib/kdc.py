@@ -102,17 +102,25 @@ class GssClient:
     Use in a process whose environment has KRB5_CONFIG and KRB5CCNAME set
     (gssapi reads them at first use)."""
 
-    def __init__(self, sock, target='rcmd@localhost', nec=False):
+    def __init__(self, sock, target='rcmd@localhost', nec=False, ccache=None, flags=None):
+        """ccache: take the initiator's credentials from this ccache (e.g.
+        'FILE:/path', a nonexistent one for "no ticket") instead of the
+        default one; flags: the gssapi.RequirementFlag set to request
+        (default mutual, replay, sequence, integrity, confidentiality)."""
         import gssapi
         self.gssapi = gssapi
         self.sock = sock
         self.nec = nec
+        self.sent = []          # the mtyp 1 tokens sent, in order
         name = gssapi.Name(target, gssapi.NameType.hostbased_service)
         f = gssapi.RequirementFlag
-        self.ctx = gssapi.SecurityContext(
-            name=name, usage='initiate',
-            flags=f.mutual_authentication | f.replay_detection | f.out_of_sequence_detection
-            | f.integrity | f.confidentiality)
+        if flags is None:
+            flags = (f.mutual_authentication | f.replay_detection | f.out_of_sequence_detection
+                     | f.integrity | f.confidentiality)
+        creds = None
+        if ccache is not None:
+            creds = gssapi.Credentials(usage='initiate', store={'ccache': ccache})
+        self.ctx = gssapi.SecurityContext(name=name, usage='initiate', flags=flags, creds=creds)
         self.level = None
 
     def recv_exact(self, n):
@@ -140,6 +148,7 @@ class GssClient:
     def establish(self):
         token = self.ctx.step()
         while True:
+            self.sent.append(token)
             self.send_msg(1, token)
             if self.ctx.complete:
                 break
@@ -167,6 +176,13 @@ class GssClient:
             return
         for i in range(0, len(data), 32768):
             self.send_msg(3, self.ctx.wrap(data[i:i + 32768], self.level == 2).message)
+
+    def wrap_msg(self, data, conf=None):
+        """One whole mtyp 3 message (header + token) for data; conf defaults to level == 2."""
+        if conf is None:
+            conf = self.level == 2
+        tok = self.ctx.wrap(data, conf).message
+        return struct.pack('!BBH', 1, 3, len(tok)) + tok
 
     def recv_data(self):
         """One token's plaintext (level > 0), or one recv (level 0); b'' at EOF."""
