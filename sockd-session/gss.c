@@ -155,6 +155,8 @@ static gss_cred_id_t acquire(const struct gss_params *p, char *reason,
 
 	/* "rcmd" without a host accepts rcmd/<any host> in the keytab:
 	 * clients name the proxy by whatever name they reached it by */
+	OM_uint32 scratch;   /* release calls reset their minor to 0 */
+
 	major = G.import_name(&minor, &svc, &hostbased_oid, &name);
 	if (GSS_ERROR(major)) {
 		status_text("gss_import_name", major, minor, reason, len);
@@ -162,7 +164,7 @@ static gss_cred_id_t acquire(const struct gss_params *p, char *reason,
 	}
 	major = G.acquire_cred_from(&minor, name, GSS_C_INDEFINITE, &mechs,
 				    GSS_C_ACCEPT, &store, &cred, NULL, NULL);
-	G.release_name(&minor, &name);
+	G.release_name(&scratch, &name);
 	if (GSS_ERROR(major)) {
 		status_text("acquiring acceptor credentials", major, minor,
 			    reason, len);
@@ -193,18 +195,19 @@ static int establish(struct gss_sess *g, int fd, gss_cred_id_t cred,
 		major = G.accept(&minor, &g->ctx, cred, &in,
 				 GSS_C_NO_CHANNEL_BINDINGS, client, &mech, &out,
 				 flags, NULL, NULL);
+		OM_uint32 scratch;   /* keep MINOR for the error text */
 		if (out.length > GSS_TOKEN_MAX) {
-			G.release_buffer(&minor, &out);
+			G.release_buffer(&scratch, &out);
 			snprintf(reason, len, "GSSAPI: output token too large");
 			return -1;
 		}
 		if (out.length &&
 		    send_msg(fd, GSS_MTYP_AUTH, out.value, out.length, deadline)) {
-			G.release_buffer(&minor, &out);
+			G.release_buffer(&scratch, &out);
 			snprintf(reason, len, "GSSAPI: client went away");
 			return -1;
 		}
-		G.release_buffer(&minor, &out);
+		G.release_buffer(&scratch, &out);
 		if (GSS_ERROR(major)) {
 			status_text("gss_accept_sec_context", major, minor, reason,
 				    len);
@@ -250,15 +253,20 @@ static int protection(struct gss_sess *g, int fd, const struct gss_params *p,
 		gss_buffer_desc in = { n, (void *)tok }, out = GSS_C_EMPTY_BUFFER;
 		major = G.unwrap(&minor, g->ctx, &in, &out, &conf, NULL);
 		if (GSS_ERROR(major) || out.length != 1 || conf) {
-			if (!GSS_ERROR(major))
+			const char *nec = n == 1 ? " (a NEC client sends the "
+				"level unwrapped: see clientcompatibility: "
+				"necgssapi)" : "";
+			if (!GSS_ERROR(major)) {
 				snprintf(reason, len, "GSSAPI: protection message "
-					 "is not one unencrypted byte%s", n == 1
-					 ? " (a NEC client? see "
-					   "clientcompatibility: necgssapi)" : "");
-			else
+					 "is not one unencrypted byte%s", nec);
+			} else {
+				char why[200];
 				status_text("unwrapping the protection level",
-					    major, minor, reason, len);
-			G.release_buffer(&minor, &out);
+					    major, minor, why, sizeof(why));
+				snprintf(reason, len, "%s%s", why, nec);
+			}
+			OM_uint32 scratch;
+			G.release_buffer(&scratch, &out);
 			return -1;
 		}
 		level = ((uint8_t *)out.value)[0];

@@ -193,13 +193,13 @@ static void negotiate_request(struct session *s)
 			strerror(errno));
 		exit(EXIT_REFUSED);
 	}
-	if (rc)
-		session_end(s, "block", s->client_rule, s->neg.method != METHOD_NONE,
-			    s->neg.reason);
 	/* the log names who authenticated: the principal for GSSAPI */
 	const char *who = s->neg.principal[0] ? s->neg.principal : s->neg.user;
 	if (who[0])
 		log_escape(who, strlen(who), s->user, sizeof(s->user));
+	if (rc)
+		session_end(s, "block", s->client_rule, s->neg.method != METHOD_NONE,
+			    s->neg.reason);
 	uint8_t cmd = s->neg.req.command;
 	if (cmd != SOCKS_CMD_CONNECT && cmd != SOCKS_CMD_BIND &&
 	    (cmd != SOCKS_CMD_UDP || s->neg.version == 4)) {

@@ -233,7 +233,10 @@ static int authenticate_gssapi(int fd, const struct auth_ctx *ac,
 	struct gss_identity id;
 	char why[300];
 
+	memset(&id, 0, sizeof(id));
 	n->gss = gss_authenticate(fd, &ac->gss, deadline, &id, why, sizeof(why));
+	/* the principal, once known, names the client even in a refusal */
+	snprintf(n->principal, sizeof(n->principal), "%s", id.principal);
 	if (!n->gss) {
 		snprintf(n->reason, sizeof(n->reason), "gssapi (service %s, "
 			 "keytab %s): %s", ac->gss.service, ac->gss.keytab, why);

@@ -769,7 +769,8 @@ def memory_bounded_when_target_stalls():
     p = Plain(g)
     is_(p.reply()[:2], b'\x05\x00', 'reply 00')
     chunk = g.ctx.get_wrap_size_limit(65535, True)
-    msgs = [g.wrap_msg(os.urandom(chunk)) for _ in range(160)]   # ~10 MiB
+    blob = os.urandom(chunk)
+    msgs = [g.wrap_msg(blob) for _ in range(320)]   # ~20 MiB
     sent = [0]
 
     def sender():
