@@ -1,10 +1,13 @@
 /* loadgen: the benchmark's load generator and target server.
  *
- *   loadgen server  [-p PORT]                 target server (prints "port=N")
+ *   loadgen server  [-p PORT] [-A]            target server (prints "port=N");
+ *                                             -A: on every address, not 127.0.0.1
  *   loadgen freeport                          prints a free loopback port
  *   loadgen bulk    -t TPORT [-x PROXY] -m up|down|both -b BYTES -n STREAMS
  *   loadgen conn    -t TPORT [-x PROXY] -n TOTAL -c CONCURRENCY
  *   loadgen idle    -t TPORT [-x PROXY] -n SESSIONS [-c CONCURRENCY]
+ *   loadgen execloop -n COUNT -- PROGRAM ARGS...   fork+exec+wait, us each
+ *   loadgen cpuid                             the cost of one CPUID (leaf 2)
  *   loadgen spawn   -n COUNT [-M METHOD] [-E VAR=VALUE]... -- PROGRAM ARGS...
  *                   fork+exec PROGRAM as systemd would (connection on fd 3,
  *                   LISTEN_FDS/LISTEN_PID) with a SOCKS5 greeting offering
@@ -15,6 +18,8 @@
  *                 -g LEVEL  RFC 1961 GSSAPI (KRB5_CONFIG, KRB5CCNAME from
  *                           the environment), protection 0/1/2; -S service
  *                 -T SECONDS  hard time limit of the whole run (alarm)
+ *                 -s ADDR  client source address (127/8), -D ADDR  target
+ *                          address (127/8; the target server runs with -A)
  *
  * Target protocol: after CONNECT the client sends a 9-byte header, a mode
  * byte and a big-endian 64-bit count:
@@ -64,6 +69,7 @@ static uint8_t *sinkbuf;          /* never read: MSG_TRUNC discards */
 
 static struct {
 	int tport, xport, streams, conc, level, timeout;
+	struct in_addr src, dst;  /* -s: client source; -D: target address */
 	long total;
 	uint64_t bytes;
 	char mode;
@@ -140,7 +146,10 @@ static int write_all(int fd, const void *buf, size_t n)
 	return 0;
 }
 
-static int tcp_connect(int port)
+/* Connects to ADDR:PORT from O.src (port chosen at connect time, so a
+ * source address of its own gives every run its own pool of ports, free
+ * of the TIME_WAIT sockets earlier runs left). */
+static int tcp_connect_to(struct in_addr addr, int port)
 {
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
@@ -148,7 +157,15 @@ static int tcp_connect(int port)
 
 	if (fd < 0)
 		return -1;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	a.sin_addr = addr;
+	if (O.src.s_addr) {
+		struct sockaddr_in s = { .sin_family = AF_INET, .sin_addr = O.src };
+		setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+		if (bind(fd, (struct sockaddr *)&s, sizeof(s)) < 0) {
+			close(fd);
+			return -1;
+		}
+	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	/* no blocking call waits forever: 30 s without progress is an error */
 	struct timeval tv = { 30, 0 };
@@ -161,6 +178,14 @@ static int tcp_connect(int port)
 	return fd;
 }
 
+static int tcp_connect(int port)
+{
+	struct in_addr lo = { htonl(INADDR_LOOPBACK) };
+	return tcp_connect_to(lo, port);
+}
+
+static bool listen_any;           /* server -A: every local address (netns: lo) */
+
 static int tcp_listen(int port, int *bound)
 {
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -170,7 +195,7 @@ static int tcp_listen(int port, int *bound)
 
 	if (fd < 0)
 		die("socket: %s", strerror(errno));
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	a.sin_addr.s_addr = htonl(listen_any ? INADDR_ANY : INADDR_LOOPBACK);
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 4096) < 0)
 		die("listen on %d: %s", port, strerror(errno));
@@ -437,7 +462,7 @@ static int open_session(struct conn *c, char mode, uint64_t count,
 	memset(c, 0, sizeof(*c));
 	c->level = -1;
 	c->ctx = GSS_C_NO_CONTEXT;
-	c->fd = tcp_connect(O.xport ? O.xport : O.tport);
+	c->fd = O.xport ? tcp_connect(O.xport) : tcp_connect_to(O.dst, O.tport);
 	if (c->fd < 0)
 		return -1;
 	if (O.xport) {
@@ -462,8 +487,9 @@ static int open_session(struct conn *c, char mode, uint64_t count,
 		}
 		if (m == 1 && gss_negotiate(c))
 			goto fail;
-		uint8_t req[10] = { 5, 1, 0, 1, 127, 0, 0, 1,
+		uint8_t req[10] = { 5, 1, 0, 1, 0, 0, 0, 0,
 				    (uint8_t)(O.tport >> 8), (uint8_t)O.tport };
+		memcpy(req + 4, &O.dst, 4);
 		if (c_write(c, req, 10) || c_read_exact(c, rep, 4) ||
 		    rep[0] != 5 || rep[1] != 0)
 			goto fail;
@@ -891,6 +917,51 @@ static int cmd_spawn(char **argv)
 	return ok == O.total ? 0 : 1;
 }
 
+/* ---- exec floor: fork+exec+exit, and what one CPUID costs -------------- */
+
+static int cmd_execloop(char **argv)
+{
+	double t0 = now();
+	long ok = 0;
+
+	if (O.total < 1 || O.total > 100000 || !argv[0])
+		die("execloop -n N -- PROGRAM [ARGS]");
+	for (long i = 0; i < O.total; i++) {
+		pid_t pid = fork();
+		if (pid < 0)
+			die("fork: %s", strerror(errno));
+		if (pid == 0) {
+			int nul = open("/dev/null", O_WRONLY);
+			if (nul >= 0) {
+				dup2(nul, 1);
+				dup2(nul, 2);
+			}
+			execv(argv[0], argv);
+			_exit(127);
+		}
+		int st;
+		if (waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) != 127)
+			ok++;
+	}
+	printf("execs=%ld errors=%ld us_per_exec=%.1f\n", ok, O.total - ok,
+	       (now() - t0) / (double)O.total * 1e6);
+	return ok == O.total ? 0 : 1;
+}
+
+static int cmd_cpuid(void)
+{
+	unsigned a = 0, b = 0, c = 0, d = 0, sink = 0;
+	double t0 = now();
+
+	for (int i = 0; i < 2000; i++) {
+		__asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d)
+				 : "a"(2), "c"(0));
+		sink += a;
+	}
+	printf("cpuid_us=%.3f sink=%u\n", (now() - t0) / 2000 * 1e6, sink & 1);
+	return 0;
+}
+
 /* ---- main -------------------------------------------------------------- */
 
 static uint64_t parse_size(const char *s)
@@ -913,6 +984,7 @@ int main(int argc, char **argv)
 	int port = 0, opt;
 
 	signal(SIGPIPE, SIG_IGN);
+	O.dst.s_addr = htonl(INADDR_LOOPBACK);
 	sendbuf = malloc(CHUNK);
 	sinkbuf = malloc(SINK);
 	if (!sendbuf || !sinkbuf)
@@ -923,9 +995,22 @@ int main(int argc, char **argv)
 	pthread_attr_setstacksize(&small_stack, 128 * 1024);
 
 	optind = 2;
-	while ((opt = getopt(argc, argv, "p:t:x:m:b:n:c:a:g:S:T:M:E:")) != -1) {
+	while ((opt = getopt(argc, argv, "Ap:t:x:m:b:n:c:a:g:S:T:M:E:s:D:")) != -1) {
 		switch (opt) {
 		case 'p': port = atoi(optarg); break;
+		case 'A': listen_any = true; break;
+		case 's':
+		case 'D': {
+			struct in_addr a;
+			if (inet_pton(AF_INET, optarg, &a) != 1 ||
+			    (ntohl(a.s_addr) >> 24) != 127)
+				die("-%c: a 127.0.0.0/8 address", opt);
+			if (opt == 's')
+				O.src = a;
+			else
+				O.dst = a;
+			break;
+		}
 		case 't': O.tport = atoi(optarg); break;
 		case 'x': O.xport = atoi(optarg); break;
 		case 'm': O.mode = optarg[0]; break;
@@ -970,6 +1055,10 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(cmd, "spawn"))
 		return cmd_spawn(argv + optind);
+	if (!strcmp(cmd, "execloop"))
+		return cmd_execloop(argv + optind);
+	if (!strcmp(cmd, "cpuid"))
+		return cmd_cpuid();
 	if (!O.tport)
 		die("-t TARGET_PORT is required");
 	if (!strcmp(cmd, "bulk")) {

@@ -126,9 +126,24 @@ w('- Proxy CPU: %s, all processes of the peer including exited sessions. Kernel 
   % (meta.get('cpu_method'), meta.get('kmem_method')))
 w('- Loopback only, in a private network namespace; load generator, target server and '
   'proxy share the same %s CPUs. Sinks discard with `recv(MSG_TRUNC)` (no copy), so the '
-  'proxy gets as much CPU as possible.' % meta.get('nproc'))
+  'proxy gets as much CPU as possible. Every run of the load generator connects from a '
+  '127/8 source address of its own and asks for a target address of its own, so no run '
+  'waits on the TIME_WAIT sockets of the runs before it. systemd-socket-activate runs with '
+  '`SYSTEMD_LOG_LEVEL=warning` (it logs five lines per connection otherwise).' % meta.get('nproc'))
+if meta.get('cpu_busy_s'):
+    busy, ours = float(meta['cpu_busy_s']), float(meta.get('cpu_ours_s', 0))
+    wall = float(meta.get('wall_seconds', 1)) or 1
+    n = float(meta.get('nproc', 1))
+    w('- Other load on the machine: during the measured part the CPUs were busy %.0f s, %.0f s '
+      'of it ours (harness and peers); others used %.0f s, %.0f %% of the machine\'s %.0f '
+      'CPU-seconds; hypervisor steal %s s. Load average at the start: %s.'
+      % (busy, ours, max(0, busy - ours), 100 * max(0, busy - ours) / (wall * n), wall * n,
+         meta.get('cpu_steal_s', '?'), meta.get('loadavg_start', '?')))
 w('- Cells: median over the rounds (min–max). Ratios: median of the peer / median of Dante '
   'in the same run.')
+w('- On loopback a sender runs the receiver\'s TCP processing in its own system call '
+  '(softirq on the sending CPU): "proxy CPU" includes the TCP receive work for the proxy\'s '
+  'peers, for every proxy alike.')
 w('')
 w('**Scaled down from issue 7** to fit ~20 minutes on 2 cores: bulk transfers of %s instead '
   'of 4 GiB (both ways: %s each way), 32 streams of %s each; %s connections per run; '
@@ -245,8 +260,11 @@ for c in (1, 16, 64):
            'reply p99 ms', 'CPU ms/conn', '× Dante'], rows)
 a, b = med('conn_c16', 'sockd', 'cps'), med('conn_c16', 'sockd-log', 'cps')
 if a and b:
-    w('Logging cost at 16 at a time: %.1f %% fewer connections/s with `log: connect '
-      'disconnect` to a file.' % (100 * (a - b) / a))
+    ca, cb = med('conn_c16', 'sockd', 'cpu_ms_per_conn'), med('conn_c16', 'sockd-log', 'cpu_ms_per_conn')
+    w('Logging cost at 16 at a time: `log: connect disconnect` to a file gives %.2f× the '
+      'connection rate without logging%s (the difference is within the run-to-run spread '
+      'unless the min–max ranges above do not overlap).'
+      % (b / a, ', at %.2f× the CPU per connection' % (cb / ca) if ca and cb else ''))
     w('')
 
 # ---- memory -------------------------------------------------------------------------
@@ -306,25 +324,62 @@ def ldstats(prefix):
     text = open(files[-1]).read()
     res = {}
     for key, pat in (('total', r'total startup time in dynamic loader:\s*([\d,]+)'),
+                     ('reloc_time', r'time needed for relocation:\s*([\d,]+)'),
+                     ('load_time', r'time needed to load objects:\s*([\d,]+)'),
                      ('relocs', r'number of relocations:\s*(\d+)'),
                      ('cached', r'number of relocations from cache:\s*(\d+)'),
-                     ('relative', r'number of relative relocations:\s*(\d+)'),
-                     ('objects', r'number of loaded objects:\s*(\d+)')):
+                     ('relative', r'number of relative relocations:\s*(\d+)')):
         m = re.search(pat, text)
         res[key] = m.group(1).replace(',', '') if m else '?'
     return res
 
 
 rows = []
+mhz = float(meta.get('cpu_mhz') or 0)
+
+
+def us(cycles):
+    try:
+        return '%s (%.0f µs)' % (cycles, float(cycles) / mhz) if mhz else cycles
+    except ValueError:
+        return cycles
+
+
 for prefix, name in (('noauth', 'sockd-session'), ('minrelay', 'minimal splice relay')):
-    s = ldstats(prefix)
-    if s:
-        rows.append([name, s['total'], s['objects'], s['relocs'], s['relative'], s['cached']])
+    st_ = ldstats(prefix)
+    if st_:
+        rows.append([name, us(st_['total']), us(st_['reloc_time']), us(st_['load_time']),
+                     st_['relocs'], st_['relative'], st_['cached']])
 if rows:
-    w('`LD_DEBUG=statistics` at start (one exec):')
+    w('`LD_DEBUG=statistics` at start (one exec; cycles of the time-stamp counter, µs at the '
+      'nominal %s MHz). The loader\'s own count leaves out what glibc does before it counts '
+      '(CPU feature and cache probing, see below).' % meta.get('cpu_mhz', '?'))
     w('')
-    table(['Program', 'cycles in ld.so', 'loaded objects', 'relocations', 'relative relocations',
-           'from cache'], rows)
+    table(['Program', 'cycles in ld.so', 'relocation', 'loading objects', 'relocations',
+           'relative relocations', 'from cache'], rows)
+
+w('### The exec floor of this machine')
+w('')
+w('`loadgen execloop`: fork + exec + exit + wait, 300 times per round, µs each. nolibc: a '
+  'static program without libc (one `exit` system call); noop: `int main(void) {return 0;}` '
+  'with glibc, static and dynamic; the minimal relay and `sockd-session -v` (exit right after '
+  'the arguments). CPUID: one CPUID instruction (leaf 2) in a loop; in a virtual machine '
+  'each one exits to the hypervisor, and glibc\'s start-up (static or dynamic) issues '
+  'dozens of them to learn the CPU\'s features and cache sizes.')
+w('')
+rows = []
+for name, label in (('nolibc', 'static, no libc'), ('noop_static', 'glibc static no-op'),
+                    ('noop_dynamic', 'glibc dynamic no-op'), ('minrelay', 'minimal splice relay'),
+                    ('sockd_version', 'sockd-session -v')):
+    rows.append([label, cell('execfloor', name, 'us_per_exec')])
+rows.append(['one CPUID instruction', cell('execfloor', 'cpuid', 'us')])
+table(['Program', 'µs per fork+exec+exit'], rows)
+a, b, c = (med('execfloor', 'noop_static', 'us_per_exec'), med('execfloor', 'nolibc', 'us_per_exec'),
+           med('execfloor', 'cpuid', 'us'))
+if a and b and c:
+    w('glibc\'s start-up costs %.0f µs per exec here over a program without libc, the time of '
+      '%.0f CPUID instructions at %.1f µs each.' % (a - b, (a - b) / c, c))
+    w('')
 
 w('Shared objects mapped by one live, authenticated, relaying session (/proc/PID/maps), '
   'and that session\'s own PSS/RSS:')
@@ -414,34 +469,135 @@ for n in (100, 1000, 10000):
                  cell('rules_%d' % n, 'rules', 'min_ms')])
 table(['Rules', 'load + decide, median ms', 'fastest ms'], rows)
 
-# ---- strace -------------------------------------------------------------------------------
-st = os.path.join(W, 'strace.txt')
-if os.path.exists(st):
-    n = int(re.search(r'STRACE_CONNS=(\d+)', meta.get('params', '')).group(1))
-    rows = []
-    total = None
-    for line in open(st):
-        f = line.split()
-        if len(f) >= 5 and re.match(r'^[\d.]+$', f[0]) and f[-1] != 'total':
-            calls = int(f[3])
-            errs = int(f[4]) if len(f) == 6 else 0
-            rows.append((calls, f[-1], float(f[1]), errs))
-        elif f and f[-1] == 'total' and len(f) >= 4:
-            total = f
-    rows.sort(reverse=True)
-    if rows:
+# ---- strace -ff: system calls per connection, by process ----------------------
+sdir = os.path.join(W, 'strace')
+sfiles = sorted(glob.glob(os.path.join(sdir, 't.*')))
+if sfiles:
+    buckets = {'spawner': collections.Counter(), 'child': collections.Counter(),
+               'session': collections.Counter()}
+    nsess = 0
+    for f in sfiles:
+        lines = open(f, errors='replace').read().splitlines()
+        is_session = any(re.match(r'^execve\("[^"]*/sockd-session"', l) for l in lines)
+        bucket = 'child' if is_session else 'spawner'
+        if is_session:
+            nsess += 1
+        for l in lines:
+            m = re.match(r'^(\w+)\(', l)
+            if not m:
+                continue
+            if is_session and re.match(r'^execve\("[^"]*/sockd-session"', l):
+                bucket = 'session'
+            buckets[bucket][m.group(1)] += 1
+    if nsess:
         w('## System calls per connection')
         w('')
-        w('`strace -f -c` over a separate sockd-session instance (spawner included) for %d '
-          'no-auth connections one at a time; calls per connection, top 25 (strace\'s own '
-          'time figures are inflated by tracing and left out).' % n)
+        w('`strace -ff` over a separate sockd-session instance under systemd-socket-activate, '
+          '%d no-auth connections one at a time (%d session processes seen); calls per '
+          'connection in the spawner (accept, fork, reaping), in its child before `execve` '
+          '(signal and descriptor set-up), and in sockd-session from `execve` to exit (ld.so, '
+          'rules, negotiation, privilege drop, sandbox, connect, relay). Top 30.'
+          % (int(re.search(r'STRACE_CONNS=(\d+)', meta.get('params', '')).group(1)), nsess))
         w('')
-        table(['syscall', 'calls/conn', 'errors/conn'],
-              [[name, '%.1f' % (c / n), '%.1f' % (e / n) if e else ''] for c, name, _, e in rows[:25]])
-        if total:
-            w('Total: %.0f system calls per connection.' % (int(total[2]) / n if len(total) == 4
-                                                            else int(total[3]) / n))
-            w('')
+        allk = collections.Counter()
+        for b in buckets.values():
+            allk.update(b)
+        rows = []
+        for name, _ in allk.most_common(30):
+            rows.append([name] + ['%.1f' % (buckets[b][name] / nsess) if buckets[b][name] else ''
+                                  for b in ('spawner', 'child', 'session')]
+                        + ['%.1f' % (allk[name] / nsess)])
+        rows.append(['**all**'] + ['%.1f' % (sum(buckets[b].values()) / nsess)
+                                   for b in ('spawner', 'child', 'session')]
+                    + ['%.1f' % (sum(allk.values()) / nsess)])
+        table(['system call', 'spawner', 'child before exec', 'sockd-session', 'total'], rows)
+
+# ---- perf: where the CPU of a connection goes -----------------------------------------
+def perf_rows(path, children):
+    res = []
+    if not os.path.exists(path):
+        return res
+    for line in open(path, errors='replace'):
+        if children:
+            m = re.match(r'^\s*([\d.]+)%\s+([\d.]+)%\s+(\S+)\s+\[(.)\]\s+(.+?)\s*$', line)
+            if m:
+                res.append((m.group(3), None, m.group(5), float(m.group(1)), float(m.group(2))))
+        else:
+            m = re.match(r'^\s*([\d.]+)%\s+(\S+)\s+(\S+)\s+\[(.)\]\s+(.+?)\s*$', line)
+            if m:
+                res.append((m.group(2), m.group(3), m.group(5), float(m.group(1)), None))
+    return res
+
+
+flat = perf_rows(os.path.join(W, 'perf.self.txt'), False)
+inc = perf_rows(os.path.join(W, 'perf.children.txt'), True)
+COMMS = ('systemd-socket-', '(activate)', 'sockd-session')
+if flat and meta.get('perf_cpu_us_per_conn'):
+    per_conn = float(meta['perf_cpu_us_per_conn'])
+    selfc = collections.Counter()
+    for comm, dso, sym, pct_, _ in flat:
+        if comm in COMMS:
+            selfc[comm] += pct_
+    total = sum(selfc.values())
+
+    def incl(comm, *syms):
+        best = 0.0
+        for c, _, sym, ch, _ in inc:
+            if c == comm and any(sym == x or sym.startswith(x + '.') for x in syms):
+                best = max(best, ch)
+        return best
+
+    def flat_sum(comm, pred):
+        return sum(p_ for c, d, sym, p_, _ in flat if c == comm and pred(d, sym))
+
+    PROBE = re.compile(r'^(intel_check_word|handle_intel|handle_amd|handle_zhaoxin|get_common_indices|'
+                       r'get_common_cache_info|update_active|init_cpu_features|init_cacheinfo|'
+                       r'dl_init_cacheinfo|get_extended_indices|cpu_features)')
+    probe = flat_sum('sockd-session', lambda d, sym: 'ld-linux' in d and PROBE.match(sym))
+    ldso = flat_sum('sockd-session', lambda d, sym: 'ld-linux' in d) - probe
+    binary = flat_sum('sockd-session', lambda d, sym: d == 'sockd-session')
+    libc = flat_sum('sockd-session', lambda d, sym: d.startswith('libc'))
+    kern = flat_sum('sockd-session', lambda d, sym: d == '[kernel.kallsyms]')
+    user_other = max(0.0, selfc['sockd-session'] - kern - probe - ldso - binary - libc)
+    fork_ = incl('systemd-socket-', 'kernel_clone', '__do_sys_clone')
+    exec_child = incl('(activate)', '__x64_sys_execve', 'do_execveat_common')
+    exec_sess = incl('sockd-session', '__x64_sys_execve', 'do_execveat_common')
+    seccomp = incl('sockd-session', 'do_seccomp')
+    faults = incl('sockd-session', 'asm_exc_page_fault')
+    exit_ = incl('sockd-session', '__x64_sys_exit_group', 'do_group_exit')
+    kern_other = max(0.0, kern - exec_sess - seccomp - faults - exit_)
+    rows_ = [
+        ('spawner: fork (copying systemd-socket-activate\'s address space)', fork_),
+        ('spawner: the rest (accept, reaping, event loop)', selfc['systemd-socket-'] - fork_),
+        ('spawner\'s child: execve (dropping the forked address space, loading the ELF)', exec_child),
+        ('spawner\'s child: the rest (copy-on-write faults, signal and descriptor set-up)',
+         selfc['(activate)'] - exec_child),
+        ('sockd-session, kernel: end of execve', exec_sess),
+        ('sockd-session, kernel: page faults', faults),
+        ('sockd-session, kernel: seccomp filter installation', seccomp),
+        ('sockd-session, kernel: exit (address space teardown)', exit_),
+        ('sockd-session, kernel: the rest (sockets, TCP, connect, splice, files, privilege drop)',
+         kern_other),
+        ('sockd-session, ld.so: glibc CPU feature / cache probing (CPUID)', probe),
+        ('sockd-session, ld.so: the rest (loading, relocation, symbol lookup)', ldso),
+        ('sockd-session, its own code (rules, negotiation, logging)', binary),
+        ('sockd-session, libc', libc),
+        ('sockd-session, other user code', user_other),
+    ]
+    w('## Where the CPU time of a connection goes')
+    w('')
+    w('`perf record -a -g` while %s no-auth connections run 16 at a time through sockd-session; '
+      'the samples of the spawner (`systemd-socket-`), of its child before exec (`(activate)`) '
+      'and of sockd-session, split by symbol (system-call shares are inclusive of what they '
+      'call). µs per connection = share × the CPU per connection the cgroup measured in the '
+      'same run (%.0f µs). perf in a VM samples with a timer: time with interrupts off lands '
+      'on the instruction that turns them back on, which is still inside the same system call.'
+      % (meta.get('perf_conns', '3000'), per_conn))
+    w('')
+    rows = [[name, '%.1f %%' % (100 * v / total), '%.0f' % (per_conn * v / total)]
+            for name, v in rows_]
+    rows.append(['**all**', '100 %', '%.0f' % per_conn])
+    table(['Part', 'share of the proxy\'s CPU', 'µs per connection'], rows)
 
 # ---- raw ------------------------------------------------------------------------------------
 w('## Raw figures')
