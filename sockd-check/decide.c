@@ -127,9 +127,11 @@ int decide_spec(const struct conf *c, const struct check_spec *s,
 			o->rc = v.pass ? 0 : 1;
 		} else {
 			o->rule = rules_first_possible_pass(c, &f);
-			o->rc = 0;
-			explain(o, "each datagram is decided by its destination "
-				"(give to= and port= to decide one)");
+			o->rc = o->rule ? 0 : 1;
+			if (o->rule)
+				explain(o, "each datagram is decided by its "
+					"destination (give to= and port= to "
+					"decide one)");
 		}
 		decide_where(c, o->rule, where, sizeof(where));
 		explain(o, "%s %s the association", where,

@@ -219,10 +219,11 @@ int cmd_udp_associate(struct session *s)
 	 * match later datagrams; only a definite block refuses now */
 	session_facts(s, CMD_UDPASSOCIATE, &f);
 	enum match_result m = rules_decide_socks(s->conf, &f, &v);
-	if (m == MATCH_YES && !v.pass) {
+	if ((m == MATCH_YES && !v.pass) ||
+	    (m == MATCH_MISSING && !rules_first_possible_pass(s->conf, &f))) {
 		negotiate_reply(s->cc.fd, 5, REP_NOT_ALLOWED, NULL, deadline);
-		session_end(s, "block", v.rule, 1, "no socks-rule allows "
-			    "udpassociate for this client");
+		session_end(s, "block", m == MATCH_YES ? v.rule : NULL, 1,
+			    "no socks-rule allows udpassociate for this client");
 	}
 	/* the rule that logs the association: the one that passed it, or
 	 * when that depends on the datagrams, the client rule */

@@ -103,7 +103,7 @@ static int connect_one(const struct conf *c, const struct client_conn *cc,
 	if (connect(fd, (const struct sockaddr *)dst, addr_len(dst)) < 0) {
 		if (errno != EINPROGRESS)
 			goto fail;
-		if (netio_wait_writable(fd, netio_deadline(timeout)) < 0)
+		if (netio_wait_writable(fd, cc->fd, netio_deadline(timeout)) < 0)
 			goto fail;
 		int soerr = 0;
 		socklen_t len = sizeof(soerr);
@@ -193,6 +193,11 @@ void connect_destination(const struct conf *c, struct facts *f,
 			out->reason[0] = '\0';
 			f->dest = NULL;
 			return;
+		}
+		if (errno == ECONNABORTED) {
+			snprintf(out->reason, sizeof(out->reason), "client went "
+				 "away while connecting");
+			break;
 		}
 		out->rep = connect_errno_reply(errno);
 		snprintf(out->reason, sizeof(out->reason), "%s",

@@ -293,6 +293,11 @@ int negotiate(int fd, const struct conf *c, const struct rule *client_rule,
 	if (need < 0) {
 		snprintf(n->reason, sizeof(n->reason), "bad greeting: %s",
 			 socks_proto_strerror(need));
+		if (need == PROTO_NO_METHODS) {   /* RFC 1928: X'FF' */
+			static const uint8_t none[2] = { 5, 0xff };
+			netio_write_all(fd, none, 2, deadline);
+			n->replied = 1;
+		}
 		return -1;
 	}
 	uint8_t answer[2] = { 5, 0xff };

@@ -77,7 +77,26 @@ int netio_write_all(int fd, const void *buf, size_t len, int64_t deadline)
 	return 0;
 }
 
-int netio_wait_writable(int fd, int64_t deadline)
+int netio_wait_writable(int fd, int watch, int64_t deadline)
 {
-	return wait_for(fd, POLLOUT, deadline);
+	for (;;) {
+		int64_t left = deadline == INT64_MAX ? -1 : deadline - netio_now_ms();
+		if (deadline != INT64_MAX && left <= 0) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		/* POLLRDHUP, not POLLIN: bytes the client sends early are
+		 * data for the target, only its close matters here */
+		struct pollfd pfd[2] = { { fd, POLLOUT, 0 }, { watch, POLLRDHUP, 0 } };
+		int rc = poll(pfd, watch >= 0 ? 2 : 1,
+			      left > INT32_MAX ? INT32_MAX : (int)left);
+		if (rc < 0 && errno != EINTR)
+			return -1;
+		if (rc > 0 && watch >= 0 && pfd[1].revents) {
+			errno = ECONNABORTED;
+			return -1;
+		}
+		if (rc > 0 && pfd[0].revents)
+			return 0;
+	}
 }

@@ -22,7 +22,9 @@ int netio_read_exact(int fd, uint8_t *buf, size_t *have, size_t want,
 int netio_write_all(int fd, const void *buf, size_t len, int64_t deadline);
 
 /* Waits for FD to become writable (a non-blocking connect finishing)
- * before DEADLINE.  Returns 0 or -1 (errno ETIMEDOUT). */
-int netio_wait_writable(int fd, int64_t deadline);
+ * before DEADLINE, while watching WATCH (the client, or -1): when WATCH
+ * hangs up, gives up at once.  Returns 0, or -1 with errno ETIMEDOUT, or
+ * ECONNABORTED when WATCH went away. */
+int netio_wait_writable(int fd, int watch, int64_t deadline);
 
 #endif

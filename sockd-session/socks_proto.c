@@ -200,7 +200,7 @@ int gss_msg_decode(const uint8_t *buf, size_t have, int want_mtyp,
 	if (have < 2)
 		return 2;
 	if (buf[0] != 1)
-		return PROTO_BAD_SUBVERSION;
+		return PROTO_GSS_BAD_VERSION;
 	if (buf[1] == GSS_MTYP_ABORT)
 		return PROTO_GSS_ABORT;
 	if (buf[1] != want_mtyp)
@@ -277,6 +277,7 @@ const char *socks_proto_strerror(int code)
 	case PROTO_GSS_ABORT: return "client aborted GSSAPI (01 FF)";
 	case PROTO_GSS_BAD_MTYP: return "unexpected GSSAPI message type";
 	case PROTO_GSS_EMPTY: return "zero-length GSSAPI token";
+	case PROTO_GSS_BAD_VERSION: return "GSSAPI message version is not 1";
 	case PROTO_UDP_FRAGMENT: return "fragmented UDP datagram";
 	default: return "malformed message";
 	}

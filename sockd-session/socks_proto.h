@@ -119,6 +119,7 @@ enum {
 	PROTO_GSS_ABORT = -10,       /* the peer sent 01 FF */
 	PROTO_GSS_BAD_MTYP = -11,    /* not the message type expected */
 	PROTO_GSS_EMPTY = -12,       /* zero-length token */
+	PROTO_GSS_BAD_VERSION = -14, /* VER != 1 */
 };
 
 /* Decodes a message of type WANT_MTYP; *TOKEN points into BUF. */

@@ -234,7 +234,7 @@ static void gss_framing_cases(void)
 		{ "token of 3", { 1, 1, 0, 3, 'a', 'b', 'c' }, 7, 0 },
 		{ "zero-length token", { 1, 1, 0, 0 }, 4, PROTO_GSS_EMPTY },
 		{ "abort", { 1, 0xff }, 2, PROTO_GSS_ABORT },
-		{ "wrong version", { 5, 1, 0, 1, 'a' }, 5, PROTO_BAD_SUBVERSION },
+		{ "wrong version", { 5, 1, 0, 1, 'a' }, 5, PROTO_GSS_BAD_VERSION },
 		{ "wrong mtyp", { 1, 3, 0, 1, 'a' }, 5, PROTO_GSS_BAD_MTYP },
 	};
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
