@@ -499,7 +499,7 @@ static int flush(int fd, struct outbuf *o)
 
 void gss_relay_run(struct gss_sess *g, int client, int target,
 		   const uint8_t *early, size_t nearly, int io_timeout,
-		   struct gss_relay_stats *st)
+		   int fin_wait, struct gss_relay_stats *st)
 {
 	/* client -> target: one message being assembled, its plaintext out */
 	uint8_t *in_msg = malloc(MSG_MAX);
@@ -510,6 +510,7 @@ void gss_relay_run(struct gss_sess *g, int client, int target,
 	struct outbuf to_client = { malloc(MSG_MAX), 0, 0 };
 	bool client_eof = false, target_eof = false;
 	bool target_shut = false, client_shut = false;
+	int64_t half_closed_at = 0;
 	char why[240];
 
 	memset(st, 0, sizeof(*st));
@@ -615,12 +616,30 @@ void gss_relay_run(struct gss_sess *g, int client, int target,
 		for (int i = 0; i < 2; i++)
 			if (!pfd[i].events)
 				pfd[i].fd = -1;
-		int rc = poll(pfd, 2, io_timeout > 0 ? io_timeout * 1000 : -1);
+		int timeout = io_timeout > 0 ? io_timeout * 1000 : -1;
+		/* timeout.tcp_fin_wait bounds the half-closed state, as in
+		 * the splice relay */
+		if ((target_shut || client_shut) && fin_wait > 0) {
+			if (!half_closed_at)
+				half_closed_at = netio_now_ms();
+			int64_t left = half_closed_at + fin_wait * 1000 -
+				       netio_now_ms();
+			if (left <= 0) {
+				st->reason = "timeout.tcp_fin_wait expired";
+				goto out;
+			}
+			if (timeout < 0 || left < timeout)
+				timeout = (int)left;
+		}
+		int rc = poll(pfd, 2, timeout);
 		if (rc < 0 && errno != EINTR) {
 			st->reason = "poll error";
 			goto out;
 		}
 		if (rc == 0) {
+			if (half_closed_at && netio_now_ms() - half_closed_at >=
+					      (int64_t)fin_wait * 1000)
+				continue;   /* the fin_wait check above ends it */
 			st->reason = "timeout.io expired";
 			goto out;
 		}

@@ -61,6 +61,6 @@ struct gss_relay_stats {
  * plaintext that came with the request and goes to the target first. */
 void gss_relay_run(struct gss_sess *g, int client, int target,
 		   const uint8_t *early, size_t nearly, int io_timeout,
-		   struct gss_relay_stats *st);
+		   int fin_wait, struct gss_relay_stats *st);
 
 #endif

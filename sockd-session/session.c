@@ -121,7 +121,8 @@ void session_relay(struct session *s, const struct rule *r, int target,
 		/* protected data cannot be spliced: wrap and unwrap */
 		struct gss_relay_stats gs;
 		gss_relay_run(s->neg.gss, s->cc.fd, target, s->neg.early,
-			      s->neg.nearly, io, &gs);
+			      s->neg.nearly, io,
+			      CONF_TIMEOUT(s->conf, r, tcp_fin_wait), &gs);
 		session_log_end(s, r, dest, gs.from_client, gs.to_client,
 				gs.reason);
 		return;
