@@ -274,7 +274,9 @@ w('N relayed sessions opened (greeting, CONNECT, a header to the target) and hel
   'PSS: the sum of `Pss` in /proc/PID/smaps_rollup over all the peer\'s processes, '
   'divided by N ("total"), and the growth over the idle peer divided by N ("marginal"). '
   'Kernel memory: growth of the peer\'s memcg kernel memory divided by N (sockets, '
-  'pipes, task structures, page tables, kernel stacks of the proxy side only).')
+  'pipes, task structures, page tables, kernel stacks of the proxy side only). Dante and '
+  'microsocks are restarted before each of these measurements: a daemon keeps the memory '
+  'an earlier test made it grow.')
 w('')
 for n in (200, 1000):
     test = 'idle_%d' % n
