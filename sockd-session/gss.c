@@ -110,14 +110,21 @@ static void send_abort(int fd, int64_t deadline)
 	netio_write_all(fd, abort_msg, 2, deadline);
 }
 
+/* One write for header and token: two would leave the token waiting for
+ * the client's delayed ACK (Nagle), 40 ms per message. */
 static int send_msg(int fd, int mtyp, const void *tok, size_t n,
 		    int64_t deadline)
 {
-	uint8_t hdr[4];
+	uint8_t *buf = malloc(4 + n);
+	int rc;
 
-	gss_msg_header(hdr, mtyp, n);
-	return netio_write_all(fd, hdr, 4, deadline) ||
-	       netio_write_all(fd, tok, n, deadline) ? -1 : 0;
+	if (!buf)
+		return -1;
+	gss_msg_header(buf, mtyp, n);
+	memcpy(buf + 4, tok, n);
+	rc = netio_write_all(fd, buf, 4 + n, deadline);
+	free(buf);
+	return rc;
 }
 
 /* Reads one whole message of type MTYP into G->msg. */

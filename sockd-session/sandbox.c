@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -118,54 +119,82 @@ static void limits(int udp, int file_logging)
 }
 
 #if SANDBOX_FILTER
-#define ALLOW_NR(nr) \
-	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)(nr), 0, 1), \
-	BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)
+/* The allowlist as a balanced search over the sorted call numbers: the
+ * kernel runs the filter once per call number when it is installed (to
+ * cache the verdicts), so its depth, not its length, is what every
+ * connection pays for. */
+struct prog {
+	struct sock_filter f[512];
+	size_t n;
+};
 
-static int install(enum sandbox_profile p)
+static void emit(struct prog *p, struct sock_filter ins)
 {
-	struct sock_filter f[256];
-	size_t n = 0;
+	if (p->n < sizeof(p->f) / sizeof(p->f[0]))
+		p->f[p->n++] = ins;
+}
 
-	f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
-		offsetof(struct seccomp_data, arch));
-	f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
-		SECCOMP_ARCH, 1, 0);
-	f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K,
-		SECCOMP_RET_KILL_PROCESS);
-	f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
-		offsetof(struct seccomp_data, nr));
+static void tree(struct prog *p, const int *nr, size_t lo, size_t hi)
+{
+	if (hi - lo <= 4) {
+		for (size_t i = lo; i < hi; i++) {
+			emit(p, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
+							     (unsigned)nr[i], 0, 1));
+			emit(p, (struct sock_filter)BPF_STMT(BPF_RET | BPF_K,
+							     SECCOMP_RET_ALLOW));
+		}
+		emit(p, (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP));
+		return;
+	}
+	size_t mid = lo + (hi - lo) / 2;
+	size_t at = p->n;
+	emit(p, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K,
+					     (unsigned)nr[mid], 0, 0));
+	tree(p, nr, lo, mid);                 /* below nr[mid]: fall through */
+	p->f[at].jt = (unsigned char)(p->n - at - 1);
+	tree(p, nr, mid, hi);
+}
+
+static int cmp_nr(const void *a, const void *b)
+{
+	return *(const int *)a - *(const int *)b;
+}
+
+static int install(enum sandbox_profile pr)
+{
+	struct prog p = { .n = 0 };
+	int nr[64];
+	size_t k = 0;
+
+	emit(&p, (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+		offsetof(struct seccomp_data, arch)));
+	emit(&p, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
+		SECCOMP_ARCH, 1, 0));
+	emit(&p, (struct sock_filter)BPF_STMT(BPF_RET | BPF_K,
+		SECCOMP_RET_KILL_PROCESS));
+	emit(&p, (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+		offsetof(struct seccomp_data, nr)));
 #ifdef __x86_64__
 	/* x32 system calls have this bit: another table, refuse it whole */
-	f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K,
-		0x40000000u, 0, 1);
-	f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K,
-		SECCOMP_RET_KILL_PROCESS);
+	emit(&p, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K,
+		0x40000000u, 0, 1));
+	emit(&p, (struct sock_filter)BPF_STMT(BPF_RET | BPF_K,
+		SECCOMP_RET_KILL_PROCESS));
 #endif
-	for (size_t i = 0; i < sizeof(relay_calls) / sizeof(relay_calls[0]); i++) {
-		struct sock_filter a[] = { ALLOW_NR(relay_calls[i]) };
-		memcpy(f + n, a, sizeof(a));
-		n += 2;
-	}
-	if (p == SANDBOX_UDP) {
-		for (size_t i = 0; i < sizeof(udp_calls) / sizeof(udp_calls[0]); i++) {
-			struct sock_filter a[] = { ALLOW_NR(udp_calls[i]) };
-			memcpy(f + n, a, sizeof(a));
-			n += 2;
-		}
+	if (pr == SANDBOX_UDP) {
 		/* openat, read-only: the resolver's files, nothing written */
 		struct sock_filter o[] = {
-			BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_openat, 0, 4),
+			BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_openat, 0, 5),
 			BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
 				 offsetof(struct seccomp_data, args[2])),
 			BPF_STMT(BPF_ALU | BPF_AND | BPF_K, O_ACCMODE),
 			BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, O_RDONLY, 0, 1),
 			BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+			BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP),
 		};
-		memcpy(f + n, o, sizeof(o));
-		n += sizeof(o) / sizeof(o[0]);
-	}
-	if (p == SANDBOX_TCP) {
+		for (size_t i = 0; i < sizeof(o) / sizeof(o[0]); i++)
+			emit(&p, o[i]);
+	} else {
 		/* refused quietly rather than fatally: libc's syslog() tries
 		 * to reconnect when journald restarts, and must not take the
 		 * session down with it; the call still fails */
@@ -175,16 +204,24 @@ static int install(enum sandbox_profile p)
 #endif
 		};
 		for (size_t i = 0; i < sizeof(quiet) / sizeof(quiet[0]); i++) {
-			struct sock_filter q[] = {
-				BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)quiet[i], 0, 1),
-				BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EACCES),
-			};
-			memcpy(f + n, q, sizeof(q));
-			n += 2;
+			emit(&p, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
+							      (unsigned)quiet[i], 0, 1));
+			emit(&p, (struct sock_filter)BPF_STMT(BPF_RET | BPF_K,
+							      SECCOMP_RET_ERRNO | EACCES));
 		}
 	}
-	f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP);
-	struct sock_fprog prog = { (unsigned short)n, f };
+	for (size_t i = 0; i < sizeof(relay_calls) / sizeof(relay_calls[0]); i++)
+		nr[k++] = relay_calls[i];
+	if (pr == SANDBOX_UDP)
+		for (size_t i = 0; i < sizeof(udp_calls) / sizeof(udp_calls[0]); i++)
+			nr[k++] = udp_calls[i];
+	qsort(nr, k, sizeof(nr[0]), cmp_nr);
+	tree(&p, nr, 0, k);
+	if (p.n >= sizeof(p.f) / sizeof(p.f[0])) {
+		errno = E2BIG;
+		return -1;
+	}
+	struct sock_fprog prog = { (unsigned short)p.n, p.f };
 	return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0);
 }
 #endif
