@@ -623,20 +623,14 @@ void gss_relay_run(struct gss_sess *g, int client, int target,
 		for (int i = 0; i < 2; i++)
 			if (!pfd[i].events)
 				pfd[i].fd = -1;
-		int timeout = io_timeout > 0 ? io_timeout * 1000 : -1;
 		/* timeout.tcp_fin_wait bounds the half-closed state, as in
 		 * the splice relay */
-		if ((target_shut || client_shut) && fin_wait > 0) {
-			if (!half_closed_at)
-				half_closed_at = netio_now_ms();
-			int64_t left = half_closed_at + fin_wait * 1000 -
-				       netio_now_ms();
-			if (left <= 0) {
-				st->reason = "timeout.tcp_fin_wait expired";
-				goto out;
-			}
-			if (timeout < 0 || left < timeout)
-				timeout = (int)left;
+		int timeout = netio_relay_timeout(io_timeout,
+						  target_shut || client_shut,
+						  fin_wait, &half_closed_at);
+		if (timeout == NETIO_FIN_WAIT_EXPIRED) {
+			st->reason = "timeout.tcp_fin_wait expired";
+			goto out;
 		}
 		int rc = poll(pfd, 2, timeout);
 		if (rc < 0 && errno != EINTR) {

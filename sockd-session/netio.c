@@ -100,3 +100,18 @@ int netio_wait_writable(int fd, int watch, int64_t deadline)
 			return 0;
 	}
 }
+
+int netio_relay_timeout(int io_timeout, int half_closed, int fin_wait,
+			int64_t *since)
+{
+	int timeout = io_timeout > 0 ? io_timeout * 1000 : -1;
+
+	if (!half_closed || fin_wait <= 0)
+		return timeout;
+	if (!*since)
+		*since = netio_now_ms();
+	int64_t left = *since + (int64_t)fin_wait * 1000 - netio_now_ms();
+	if (left <= 0)
+		return NETIO_FIN_WAIT_EXPIRED;
+	return timeout < 0 || left < timeout ? (int)left : timeout;
+}

@@ -27,4 +27,12 @@ int netio_write_all(int fd, const void *buf, size_t len, int64_t deadline);
  * ECONNABORTED when WATCH went away. */
 int netio_wait_writable(int fd, int watch, int64_t deadline);
 
+/* The poll timeout of a relay: IO_TIMEOUT seconds of silence (0: none),
+ * bounded once HALF_CLOSED by FIN_WAIT seconds (0: none) counted from
+ * *SINCE (set on the first call that sees the half-close).  Returns
+ * milliseconds, -1 for none, or NETIO_FIN_WAIT_EXPIRED. */
+#define NETIO_FIN_WAIT_EXPIRED (-2)
+int netio_relay_timeout(int io_timeout, int half_closed, int fin_wait,
+			int64_t *since);
+
 #endif

@@ -127,18 +127,11 @@ void relay_run(int client, int target, struct relay_pipes *p, int io_timeout,
 			st->reason = "both sides closed";
 			break;
 		}
-		int timeout = io_timeout > 0 ? io_timeout * 1000 : -1;
-		if ((up.shut || down.shut) && fin_wait > 0) {
-			if (!half_closed_at)
-				half_closed_at = netio_now_ms();
-			int64_t left = half_closed_at + fin_wait * 1000 -
-				       netio_now_ms();
-			if (left <= 0) {
-				st->reason = "timeout.tcp_fin_wait expired";
-				break;
-			}
-			if (timeout < 0 || left < timeout)
-				timeout = (int)left;
+		int timeout = netio_relay_timeout(io_timeout, up.shut || down.shut,
+						  fin_wait, &half_closed_at);
+		if (timeout == NETIO_FIN_WAIT_EXPIRED) {
+			st->reason = "timeout.tcp_fin_wait expired";
+			break;
 		}
 		struct pollfd pfd[2] = {
 			{ client, (short)(wanted(&up, client) | wanted(&down, client)), 0 },
