@@ -62,6 +62,11 @@ def units_verify():
              os.path.join(d, 'sockd@.service')], env=env, timeout=60)
     out = (r.stdout + r.stderr).decode()
     ok(r.returncode == 0 and not out, 'systemd-analyze verify: no warnings', out)
+    r = run(['systemd-analyze', 'security', '--offline=true',
+             os.path.join(d, 'sockd@.service')], env=env, timeout=60)
+    m = re.search(r'Overall exposure level for \S+: ([0-9.]+)', (r.stdout + r.stderr).decode())
+    ok(m and float(m.group(1)) <= 2.5, 'systemd-analyze security: exposure %s <= 2.5'
+       % (m.group(1) if m else '?'), (r.stdout + r.stderr).decode()[-1500:])
 
 
 @test
