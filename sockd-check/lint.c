@@ -1,9 +1,11 @@
 /* sockd-check -t: warnings about rules that are legal but probably wrong. */
+#include <errno.h>
 #include <ifaddrs.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "addr.h"
@@ -306,6 +308,28 @@ static void lint_sensitive_destinations(struct lint *l)
 	freeifaddrs(ifs);
 }
 
+/* The keytab holds the service's long-term key: root's alone. */
+static void lint_keytab(struct lint *l, const struct rule *r)
+{
+	const char *kt = r->gssapi_keytab ? r->gssapi_keytab : "FILE:/etc/sockd.keytab";
+	struct stat st;
+
+	if (!strncmp(kt, "FILE:", 5))
+		kt += 5;
+	else if (strchr(kt, ':') && kt[0] != '/')
+		return;            /* another keytab type: nothing to stat */
+	if (lstat(kt, &st) < 0) {
+		warn(l, r, "gssapi.keytab %s: %s", kt, strerror(errno));
+		return;
+	}
+	if (S_ISLNK(st.st_mode))
+		warn(l, r, "gssapi.keytab %s is a symbolic link", kt);
+	else if (st.st_uid != 0 || (st.st_mode & 0037))
+		warn(l, r, "gssapi.keytab %s should be owned by root with mode "
+		     "0600 (or 0640), not uid %u mode %04o", kt,
+		     (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+}
+
 static void lint_misc(struct lint *l)
 {
 	const struct conf *c = l->conf;
@@ -315,6 +339,9 @@ static void lint_misc(struct lint *l)
 		if (r->gssapi_enctype & ENC_CLEAR)
 			warn(l, r, "gssapi.enctype clear: the relayed data is not "
 			     "protected");
+		if (r->set == RULE_CLIENT &&
+		    method_list_has(rules_socks_methods(c, r), METHOD_GSSAPI))
+			lint_keytab(l, r);
 		if (r->set == RULE_SOCKS && (r->gssapi_enctype || r->gssapi_keytab ||
 					     r->gssapi_service))
 			warn(l, r, "gssapi.* in a socks rule has no effect: GSSAPI "

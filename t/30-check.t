@@ -254,6 +254,17 @@ def lint_warnings():
     like(err, r'gssapi\.enctype clear', 'gssapi clear')
     rc, out, err = check('-f', conf, '-t', '--strict', env=env)
     is_(rc, 2, '--strict makes warnings fatal')
+    kt = os.path.join(d, 'sockd.keytab')
+    write(d, 'sockd.keytab', 'not really a keytab')
+    os.chmod(kt, 0o644)
+    conf = write(d, 'kt.conf', 'socksmethod: gssapi\n'
+                 'client pass { from: 127.0.0.0/8 to: 0/0 gssapi.keytab: FILE:%s }\n' % kt)
+    rc, out, err = check('-f', conf, '-t')
+    like(err, r'kt\.conf:2: warning: gssapi\.keytab \S+ should be owned by root with mode 0600 '
+         r'\(or 0640\), not uid 0 mode 0644', 'a world-readable keytab is flagged')
+    os.chmod(kt, 0o600)
+    rc, out, err = check('-f', conf, '-t')
+    unlike(err, r'gssapi\.keytab', 'a root-only keytab is fine')
     conf = write(d, 'ext.conf', 'socksmethod: none\nexternal: 203.0.113.77\n'
                  'client pass { from: 127.0.0.0/8 to: 0/0 }\n')
     rc, out, err = check('-f', conf, '-t')
