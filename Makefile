@@ -53,7 +53,7 @@ SESSION_SRC := sockd-session/main.c sockd-session/activation.c \
                sockd-session/auth_passwd.c sockd-session/gss.c \
                sockd-session/session.c sockd-session/cmd_connect.c \
                sockd-session/cmd_bind.c sockd-session/cmd_udp.c \
-               sockd-session/sandbox.c
+               sockd-session/sandbox.c sockd-session/journal.c
 CHECK_SRC := sockd-check/main.c sockd-check/spec.c sockd-check/decide.c \
              sockd-check/lint.c
 UNIT_TESTS := t/unit/addr t/unit/parse t/unit/match t/unit/socks_proto \

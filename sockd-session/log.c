@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "journal.h"
 #include "log.h"
 
 #define MAX_TARGETS 8
@@ -18,9 +19,11 @@ static struct {
 	int errfds[MAX_TARGETS];   /* errorlog: errors only */
 	size_t nerrfds;
 	int use_syslog;
+	int journal;               /* journal socket, or -1 */
 	int facility;
 	int debug;
-} logs = { .fds = { 2 }, .nfds = 1, .use_syslog = 1, .facility = LOG_DAEMON };
+} logs = { .fds = { 2 }, .nfds = 1, .use_syslog = 1, .journal = -1,
+	    .facility = LOG_DAEMON };
 
 static const char *const level_name[] = { "error", "warning", "notice",
 					  "info", "debug" };
@@ -60,7 +63,12 @@ void log_open(const struct conf *c)
 		const struct log_target *t = &c->logout[i];
 		int fd = -1;
 		switch (t->kind) {
-		case LOGT_STDERR: fd = 2; break;
+		case LOGT_STDERR:
+			/* stderr that is the journal: structured entries */
+			if (logs.journal < 0)
+				logs.journal = journal_open();
+			fd = logs.journal >= 0 ? -1 : 2;
+			break;
 		case LOGT_STDOUT: fd = 1; break;
 		case LOGT_FILE:
 			fd = open(t->arg, O_WRONLY | O_APPEND | O_CREAT |
@@ -115,6 +123,11 @@ size_t log_fds(int *fds, size_t max)
 	return n;
 }
 
+int log_journal_fd(void)
+{
+	return logs.journal;
+}
+
 void log_reopen_syslog(void)
 {
 	if (!logs.use_syslog)
@@ -147,6 +160,8 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
 	va_end(ap);
 	if (logs.use_syslog)
 		syslog(level_syslog[lvl], "%s: %s", level_name[lvl], msg);
+	if (logs.journal >= 0)
+		journal_send(logs.journal, level_syslog[lvl], msg);
 	if (!logs.nfds && !(lvl == LOGL_ERROR && logs.nerrfds))
 		return;
 	struct timespec ts;

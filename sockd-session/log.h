@@ -20,6 +20,9 @@ void log_open(const struct conf *c);
 /* The descriptors logging writes to (files, stderr); returns the count. */
 size_t log_fds(int *fds, size_t max);
 
+/* The journal socket when logging goes there natively, else -1. */
+int log_journal_fd(void);
+
 /* Reconnects syslog (after descriptors were closed under it). */
 void log_reopen_syslog(void);
 

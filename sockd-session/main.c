@@ -230,7 +230,9 @@ static void close_unneeded_fds(const struct session *s)
 	keep[n++] = s->pipes.up[1];
 	keep[n++] = s->pipes.down[0];
 	keep[n++] = s->pipes.down[1];
-	n += log_fds(keep + n, sizeof(keep) / sizeof(keep[0]) - n);
+	n += log_fds(keep + n, sizeof(keep) / sizeof(keep[0]) - n - 1);
+	if (log_journal_fd() >= 0)
+		keep[n++] = log_journal_fd();
 	qsort(keep, n, sizeof(keep[0]), cmp_int);
 	unsigned from = 3;
 	for (size_t i = 0; i < n; i++) {

@@ -78,4 +78,46 @@ def client_bytes_are_escaped():
     ok('\x1b' not in text and '\n\\' not in text, 'no raw control bytes in the log')
 
 
+@test
+def journal_structured_fields():
+    import socket as S
+    d = tmpdir()
+    jpath = os.path.join(d, 'journal.sock')
+    j = S.socket(S.AF_UNIX, S.SOCK_DGRAM)
+    j.bind(jpath)
+    j.settimeout(5)
+    defer(j.close)
+    os.chmod(jpath, 0o666)
+    conf, log = make_conf(d, text=conf_text('stderr', rules='client pass { from: 0/0 to: 0/0 }\n'
+                                            'socks pass { from: 0/0 to: 0/0 log: connect disconnect }\n'))
+    errfile = os.path.join(d, 'stderr')
+    # stderr is "the journal" when JOURNAL_STREAM names it, as systemd sets it
+    script = ('exec 2>>%s; JOURNAL_STREAM=$(stat -c %%d:%%i %s); export JOURNAL_STREAM; '
+              'exec %s -f %s' % (errfile, errfile, SESSION_BIN, conf))
+    t = Target(h_echo)
+    with Server(conf, binary='/bin/sh', args=['-c', script],
+                env={'SOCKD_JOURNAL_SOCKET': jpath}) as s:
+        is_(connect_once(s, '127.0.0.1', t.port), 0, 'relayed with the journal as stderr')
+        s.wait_exit_codes(1)
+    entries = []
+    try:
+        while len(entries) < 2:
+            entries.append(dict(l.split('=', 1) for l in j.recv(65536).decode().split('\n') if '=' in l))
+    except OSError:
+        pass
+    is_(len(entries), 2, 'two journal entries: start and end')
+    e = entries[0] if entries else {}
+    is_(e.get('SOCKD_EVENT'), 'pass', 'SOCKD_EVENT=pass')
+    like(e.get('SOCKD_CLIENT', ''), r'^127\.0\.0\.1\.\d+$', 'SOCKD_CLIENT')
+    is_(e.get('SOCKD_METHOD'), 'none', 'SOCKD_METHOD')
+    like(e.get('SOCKD_RULE', ''), r'sockd\.conf:\d+$', 'SOCKD_RULE names file:line')
+    is_(e.get('SYSLOG_IDENTIFIER'), 'sockd-session', 'SYSLOG_IDENTIFIER')
+    is_(e.get('PRIORITY'), '6', 'PRIORITY info')
+    like(e.get('MESSAGE', ''), r'^pass client=', 'MESSAGE is the readable line')
+    e = entries[1] if len(entries) > 1 else {}
+    is_(e.get('SOCKD_BYTES_FROM_CLIENT'), '2', 'SOCKD_BYTES_FROM_CLIENT on the end entry')
+    ok('SOCKD_DURATION_MS' in e and e.get('SOCKD_REASON'), 'duration and reason fields')
+    is_(open(errfile).read().count('info: pass'), 0, 'no plain duplicate on stderr')
+
+
 main()
