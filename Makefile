@@ -150,8 +150,8 @@ uninstall:
 	  $(DESTDIR)$(MANDIR)/man8/sockd-session.8 $(DESTDIR)$(MANDIR)/man8/sockd-check.8
 
 clean:
-	rm -rf build-asan
-	find . \( -name '*.o' -o -name '*.d' -o -name '*.a' \) -exec rm -f {} +
+	rm -rf build-asan build-fuzz
+	find . -type f \( -name '*.o' -o -name '*.d' -o -name '*.a' \) -exec rm -f {} +
 	rm -f $(SESSION_BIN) $(CHECK_BIN) $(UNIT_BINS)
 
 -include $(RULES_OBJ:.o=.d) $(SESSION_OBJ:.o=.d) $(CHECK_OBJ:.o=.d)
