@@ -636,8 +636,17 @@ static int rule_keyword(struct parser *p, struct rule *r, const struct token *ke
 		return parse_rule_addr(p, key, &r->from);
 	if (!strcmp(k, "to"))
 		return parse_rule_addr(p, key, &r->to);
-	if (!strcmp(k, "log"))
-		return parse_bits(p, key, log_words, &r->log);
+	if (!strcmp(k, "log")) {
+		if (parse_bits(p, key, log_words, &r->log))
+			return -1;
+		/* accepted for Dante's sake, but nobody must think payloads or
+		 * TCP statistics are being logged */
+		if (r->log & (LOG_DATA | LOG_IOOPERATION | LOG_TCPINFO))
+			WARN(p, key, "log: data, iooperation and tcpinfo are not "
+			     "implemented and are ignored (connect, disconnect "
+			     "and error are)");
+		return 0;
+	}
 	if (!strcmp(k, "user"))
 		return add_names(p, key, &r->users);
 	if (!strcmp(k, "group"))

@@ -219,6 +219,9 @@ static void warnings(void)
 	warns("host bits", HEAD "client pass { from: 10.1.0.0/8 to: 0/0 }\n",
 	      "host bits");
 	warns("no client rules", HEAD, "no client rules");
+	warns("log: data is not implemented",
+	      HEAD "client pass { from: 0/0 to: 0/0 log: connect data }\n",
+	      "not implemented and are ignored");
 }
 
 static void semantics(void)
