@@ -248,6 +248,12 @@ enum match_result rules_decide_client(const struct conf *c,
 enum match_result rules_decide_socks(const struct conf *c,
 				     const struct facts *f, struct verdict *v)
 {
+	if ((f->command & (CMD_CONNECT | CMD_UDPASSOCIATE)) && f->dest &&
+	    addr_is_unspecified_dest(f->dest)) {
+		memset(v, 0, sizeof(*v));
+		v->unspecified = true;
+		return MATCH_YES;
+	}
 	return decide(c, f, v, false);
 }
 

@@ -41,6 +41,9 @@ enum match_result { MATCH_NO, MATCH_YES, MATCH_MISSING };
 struct verdict {
 	bool pass;
 	const struct rule *rule;   /* NULL: no rule matched (default block) */
+	bool unspecified;          /* refused before any rule: 0.0.0.0/8 or ::
+				      as a CONNECT or UDP destination means
+				      this host */
 	const char *missing;       /* with rc MATCH_MISSING: the fact needed */
 	const struct rule *missing_rule;
 };
@@ -50,7 +53,9 @@ struct verdict {
 enum match_result rules_decide_client(const struct conf *c,
 				      const struct facts *f, struct verdict *v);
 
-/* Decides the socks rules for one concrete destination. */
+/* Decides the socks rules for one concrete destination.  An unspecified
+ * destination of CONNECT or UDP (0.0.0.0/8, ::) reaches this host past
+ * every rule about its addresses: it is refused first (v->unspecified). */
 enum match_result rules_decide_socks(const struct conf *c,
 				     const struct facts *f, struct verdict *v);
 

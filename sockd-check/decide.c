@@ -172,14 +172,6 @@ int decide_spec(const struct conf *c, const struct check_spec *s,
 	for (int i = 0; i < n; i++) {
 		struct verdict v;
 		addr_set_port(&cand[i], s->port);
-		if (!reply && s->command != CMD_BIND &&
-		    addr_is_unspecified_dest(&cand[i])) {
-			addr_ntop(&cand[i], a, sizeof(a));
-			explain(o, "%s means this host and is never a destination "
-				"(the session replies 04)", a);
-			any_block = true;
-			continue;
-		}
 		f.dest = &cand[i];
 		if (reply) {
 			f.client = &cand[i];
@@ -191,8 +183,14 @@ int decide_spec(const struct conf *c, const struct check_spec *s,
 		}
 		if (rules_decide_socks(c, &f, &v) == MATCH_MISSING)
 			return missing(o, c, &v);
-		decide_where(c, v.rule, where, sizeof(where));
 		addr_ntop(&cand[i], a, sizeof(a));
+		if (v.unspecified) {
+			explain(o, "%s means this host and is never a destination "
+				"(the session replies 04)", a);
+			any_block = true;
+			continue;
+		}
+		decide_where(c, v.rule, where, sizeof(where));
 		explain(o, "%s %s %s%s%s", where, v.pass ? "passes" : "blocks", a,
 			f.dest_name ? " for " : "", f.dest_name ? f.dest_name : "");
 		if (v.pass && !o->rule) {

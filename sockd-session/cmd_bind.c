@@ -50,38 +50,30 @@ static int listen_address(const struct session *s, const struct sockaddr_storage
 
 /* Waits for one connection on LFD while watching the control connection.
  * Returns the accepted fd, or -1 with REASON. */
+/* Waits for one connection on LFD while watching the control connection:
+ * the client may send data ahead of the peer (it waits in the socket for
+ * the relay), only its close ends the wait.  Returns the accepted fd, or
+ * -1 with REASON. */
 static int accept_one(const struct session *s, int lfd, int timeout,
 		      struct sockaddr_storage *from, const char **reason)
 {
 	int64_t deadline = netio_deadline(timeout);
 
 	for (;;) {
-		/* the client may send data ahead of the peer (it waits in the
-		 * socket for the relay): only its close ends the wait */
-		struct pollfd pfd[2] = { { lfd, POLLIN, 0 },
-					 { s->cc.fd, POLLRDHUP, 0 } };
-		int64_t left = deadline == INT64_MAX ? -1 : deadline - netio_now_ms();
-		if (deadline != INT64_MAX && left <= 0) {
-			*reason = "no connection before timeout.io";
+		if (netio_wait(lfd, POLLIN, s->cc.fd, deadline) < 0) {
+			*reason = errno == ETIMEDOUT
+				? "no connection before timeout.io"
+				: errno == ECONNABORTED
+				? "client closed while waiting for the connection"
+				: "poll error";
 			return -1;
 		}
-		int rc = poll(pfd, 2, left < 0 ? -1 : (int)left);
-		if (rc < 0 && errno != EINTR) {
-			*reason = "poll error";
-			return -1;
-		}
-		if (rc > 0 && pfd[1].revents) {
-			*reason = "client closed while waiting for the connection";
-			return -1;
-		}
-		if (rc > 0 && pfd[0].revents) {
-			socklen_t len = sizeof(*from);
-			int fd = accept4(lfd, (struct sockaddr *)from, &len,
-					 SOCK_NONBLOCK | SOCK_CLOEXEC);
-			if (fd >= 0) {
-				addr_unmap(from);
-				return fd;
-			}
+		socklen_t len = sizeof(*from);
+		int fd = accept4(lfd, (struct sockaddr *)from, &len,
+				 SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd >= 0) {
+			addr_unmap(from);
+			return fd;
 		}
 	}
 }
@@ -116,7 +108,7 @@ int cmd_bind(struct session *s)
 	const struct rule *rule = v.rule;
 	int lfd = -1;
 	if (listen_address(s, &expected, &bound) == 0)
-		lfd = socket(bound.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		lfd = socket(bound.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	socklen_t blen = sizeof(bound);
 	if (lfd < 0 || bind(lfd, (struct sockaddr *)&bound, addr_len(&bound)) < 0 ||
 	    listen(lfd, 1) < 0 ||

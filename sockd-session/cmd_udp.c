@@ -131,8 +131,6 @@ static void from_client(struct udp_assoc *u)
 	/* the first address that passes, as for CONNECT */
 	for (int i = 0; i < ndst; i++) {
 		struct sockaddr_storage self = u->client;
-		if (addr_is_unspecified_dest(&dst[i]))
-			continue;   /* "this host", never a destination */
 		if (!decide(u, CMD_UDPASSOCIATE, &self, &dst[i],
 			    r.atyp == SOCKS5_ATYP_NAME ? r.name : NULL))
 			continue;

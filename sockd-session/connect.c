@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <ifaddrs.h>
 #include <net/if.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -103,7 +104,7 @@ static int connect_one(const struct conf *c, const struct client_conn *cc,
 	if (connect(fd, (const struct sockaddr *)dst, addr_len(dst)) < 0) {
 		if (errno != EINPROGRESS)
 			goto fail;
-		if (netio_wait_writable(fd, cc->fd, netio_deadline(timeout)) < 0)
+		if (netio_wait(fd, POLLOUT, cc->fd, netio_deadline(timeout)) < 0)
 			goto fail;
 		int soerr = 0;
 		socklen_t len = sizeof(soerr);
@@ -161,24 +162,21 @@ void connect_destination(const struct conf *c, struct facts *f,
 	out->dest = cand[0];
 	for (int i = 0; i < n; i++) {
 		struct verdict v;
-		/* 0.0.0.0 and :: reach this host whatever the rules say about
-		 * its addresses: never a destination */
-		if (addr_is_unspecified_dest(&cand[i])) {
-			if (!any_pass && out->rep != REP_NOT_ALLOWED) {
-				out->rep = REP_HOST_UNREACHABLE;
-				out->dest = cand[i];
-				snprintf(out->reason, sizeof(out->reason),
-					 "unspecified address is no destination");
-			}
-			continue;
-		}
 		f->dest = &cand[i];
 		if (rules_decide_socks(c, f, &v) != MATCH_YES || !v.pass) {
 			if (!any_pass && out->rep != REP_NOT_ALLOWED) {
 				out->verdict = v;
-				out->rep = REP_NOT_ALLOWED;
 				out->dest = cand[i];
-				describe_block(&v, out->reason, sizeof(out->reason));
+				if (v.unspecified) {
+					out->rep = REP_HOST_UNREACHABLE;
+					snprintf(out->reason, sizeof(out->reason),
+						 "unspecified address is no "
+						 "destination");
+				} else {
+					out->rep = REP_NOT_ALLOWED;
+					describe_block(&v, out->reason,
+						       sizeof(out->reason));
+				}
 			}
 			continue;
 		}

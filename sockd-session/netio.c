@@ -20,7 +20,7 @@ int64_t netio_deadline(int seconds)
 	return seconds > 0 ? netio_now_ms() + (int64_t)seconds * 1000 : INT64_MAX;
 }
 
-static int wait_for(int fd, short events, int64_t deadline)
+int netio_wait(int fd, short events, int watch, int64_t deadline)
 {
 	for (;;) {
 		int64_t left = deadline == INT64_MAX ? -1 : deadline - netio_now_ms();
@@ -28,12 +28,19 @@ static int wait_for(int fd, short events, int64_t deadline)
 			errno = ETIMEDOUT;
 			return -1;
 		}
-		struct pollfd pfd = { .fd = fd, .events = events };
-		int rc = poll(&pfd, 1, left > INT32_MAX ? INT32_MAX : (int)left);
-		if (rc > 0)
-			return 0;
+		/* POLLRDHUP, not POLLIN, on WATCH: bytes the client sends
+		 * early are data for later, only its close matters here */
+		struct pollfd pfd[2] = { { fd, events, 0 }, { watch, POLLRDHUP, 0 } };
+		int rc = poll(pfd, watch >= 0 ? 2 : 1,
+			      left > INT32_MAX ? INT32_MAX : (int)left);
 		if (rc < 0 && errno != EINTR)
 			return -1;
+		if (rc > 0 && watch >= 0 && pfd[1].revents) {
+			errno = ECONNABORTED;
+			return -1;
+		}
+		if (rc > 0 && pfd[0].revents)
+			return 0;
 	}
 }
 
@@ -52,7 +59,7 @@ int netio_read_exact(int fd, uint8_t *buf, size_t *have, size_t want,
 		}
 		if (errno == EINTR)
 			continue;
-		if (errno != EAGAIN || wait_for(fd, POLLIN, deadline))
+		if (errno != EAGAIN || netio_wait(fd, POLLIN, -1, deadline))
 			return -1;
 	}
 	return 0;
@@ -71,34 +78,10 @@ int netio_write_all(int fd, const void *buf, size_t len, int64_t deadline)
 		}
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n == 0 || errno != EAGAIN || wait_for(fd, POLLOUT, deadline))
+		if (n == 0 || errno != EAGAIN || netio_wait(fd, POLLOUT, -1, deadline))
 			return -1;
 	}
 	return 0;
-}
-
-int netio_wait_writable(int fd, int watch, int64_t deadline)
-{
-	for (;;) {
-		int64_t left = deadline == INT64_MAX ? -1 : deadline - netio_now_ms();
-		if (deadline != INT64_MAX && left <= 0) {
-			errno = ETIMEDOUT;
-			return -1;
-		}
-		/* POLLRDHUP, not POLLIN: bytes the client sends early are
-		 * data for the target, only its close matters here */
-		struct pollfd pfd[2] = { { fd, POLLOUT, 0 }, { watch, POLLRDHUP, 0 } };
-		int rc = poll(pfd, watch >= 0 ? 2 : 1,
-			      left > INT32_MAX ? INT32_MAX : (int)left);
-		if (rc < 0 && errno != EINTR)
-			return -1;
-		if (rc > 0 && watch >= 0 && pfd[1].revents) {
-			errno = ECONNABORTED;
-			return -1;
-		}
-		if (rc > 0 && pfd[0].revents)
-			return 0;
-	}
 }
 
 int netio_relay_timeout(int io_timeout, int half_closed, int fin_wait,

@@ -21,11 +21,11 @@ int netio_read_exact(int fd, uint8_t *buf, size_t *have, size_t want,
 /* Writes all LEN bytes before DEADLINE.  Returns 0 or -1. */
 int netio_write_all(int fd, const void *buf, size_t len, int64_t deadline);
 
-/* Waits for FD to become writable (a non-blocking connect finishing)
- * before DEADLINE, while watching WATCH (the client, or -1): when WATCH
- * hangs up, gives up at once.  Returns 0, or -1 with errno ETIMEDOUT, or
- * ECONNABORTED when WATCH went away. */
-int netio_wait_writable(int fd, int watch, int64_t deadline);
+/* Waits until FD has one of EVENTS, before DEADLINE, while watching
+ * WATCH (the client, or -1): when WATCH hangs up it gives up at once.
+ * Returns 0, or -1 with errno ETIMEDOUT, or ECONNABORTED when WATCH went
+ * away.  (A non-blocking connect: POLLOUT; BIND's accept: POLLIN.) */
+int netio_wait(int fd, short events, int watch, int64_t deadline);
 
 /* The poll timeout of a relay: IO_TIMEOUT seconds of silence (0: none),
  * bounded once HALF_CLOSED by FIN_WAIT seconds (0: none) counted from

@@ -97,6 +97,24 @@ static void socks_cases(const struct conf *c)
 			    line == t[i].line, "%s", t[i].name))
 			tap_diag("got %s line %u", v.pass ? "pass" : "block", line);
 	}
+	/* 0.0.0.0/8 and :: mean this host: refused before any rule, even
+	 * rule 12 that passes 127.0.0.0/8 (the pass that would relay there) */
+	const char *const unspec[] = { "0.0.0.0", "0.1.2.3", "::" };
+	for (size_t i = 0; i < 3; i++) {
+		struct sockaddr_storage d0 = lit(unspec[i], 80);
+		struct facts f0 = { .client = &client, .client_port_known = true,
+				    .method = METHOD_NONE, .version = 5,
+				    .command = CMD_CONNECT, .dest = &d0,
+				    .dest_port = 80, .dest_port_known = true };
+		struct verdict v0;
+		tap_ok(rules_decide_socks(c, &f0, &v0) == MATCH_YES && !v0.pass &&
+		       v0.unspecified && !v0.rule, "%s is never a destination",
+		       unspec[i]);
+		f0.command = CMD_BIND;   /* for BIND it names "any peer" */
+		tap_ok(rules_decide_socks(c, &f0, &v0) == MATCH_YES &&
+		       !v0.unspecified, "%s in BIND is decided by the rules",
+		       unspec[i]);
+	}
 	/* group from the caller (sockd-check's group=) */
 	struct sockaddr_storage d = lit("10.1.1.1", 80);
 	struct facts f = { .client = &client, .client_port_known = true,
