@@ -43,6 +43,7 @@ endif
 
 # The rules engine: one archive that both programs link (never two copies).
 RULES_SRC := rules/conf_lex.c rules/conf_parse.c rules/conf_dump.c \
+             rules/conf_image.c \
              rules/addr.c rules/rules_match.c rules/names.c rules/resolve.c \
              rules/methods.c
 SESSION_SRC := sockd-session/main.c sockd-session/activation.c \
@@ -57,6 +58,7 @@ SESSION_SRC := sockd-session/main.c sockd-session/activation.c \
 CHECK_SRC := sockd-check/main.c sockd-check/spec.c sockd-check/decide.c \
              sockd-check/lint.c
 UNIT_TESTS := t/unit/addr t/unit/parse t/unit/match t/unit/socks_proto \
+              t/unit/image \
               t/unit/activation
 
 RULES_OBJ   := $(RULES_SRC:%.c=$(O)/%.o)
@@ -132,22 +134,24 @@ install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(PAMDIR) \
 	  $(DESTDIR)$(SYSCONFDIR) $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
 	install -m 0755 $(SESSION_BIN) $(CHECK_BIN) $(DESTDIR)$(SBINDIR)/
-	install -m 0644 units/sockd.socket $(DESTDIR)$(UNITDIR)/
-	sed 's|/usr/local/sbin/|$(SBINDIR)/|g; s|/etc/sockd.conf|$(SYSCONFDIR)/sockd.conf|g' \
-	  units/sockd@.service > $(DESTDIR)$(UNITDIR)/sockd@.service
-	chmod 0644 $(DESTDIR)$(UNITDIR)/sockd@.service
+	for u in sockd.socket sockd@.service; do \
+	  sed 's|/usr/local/sbin/|$(SBINDIR)/|g; s|/etc/sockd.conf|$(SYSCONFDIR)/sockd.conf|g' \
+	    units/$$u > $(DESTDIR)$(UNITDIR)/$$u && chmod 0644 $(DESTDIR)$(UNITDIR)/$$u || exit 1; \
+	done
 	install -m 0644 pam.d/sockd $(DESTDIR)$(PAMDIR)/sockd
 	[ -e $(DESTDIR)$(SYSCONFDIR)/sockd.conf ] || \
 	  install -m 0644 conf/sockd.conf $(DESTDIR)$(SYSCONFDIR)/sockd.conf
 	install -m 0644 man/sockd.conf.5 $(DESTDIR)$(MANDIR)/man5/
 	install -m 0644 man/sockd-session.8 man/sockd-check.8 $(DESTDIR)$(MANDIR)/man8/
 
-# The rules file is configuration: uninstall leaves it, as dpkg would.
+# The rules file is configuration: uninstall leaves it, as dpkg would; its
+# compiled image is a cache and goes.
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/sockd-session $(DESTDIR)$(SBINDIR)/sockd-check \
 	  $(DESTDIR)$(UNITDIR)/sockd.socket $(DESTDIR)$(UNITDIR)/sockd@.service \
 	  $(DESTDIR)$(PAMDIR)/sockd $(DESTDIR)$(MANDIR)/man5/sockd.conf.5 \
-	  $(DESTDIR)$(MANDIR)/man8/sockd-session.8 $(DESTDIR)$(MANDIR)/man8/sockd-check.8
+	  $(DESTDIR)$(MANDIR)/man8/sockd-session.8 $(DESTDIR)$(MANDIR)/man8/sockd-check.8 \
+	  $(DESTDIR)$(SYSCONFDIR)/sockd.conf.compiled
 
 clean:
 	rm -rf build-asan build-fuzz

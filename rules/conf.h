@@ -133,6 +133,11 @@ struct conf {
 	struct rule *rules;       /* client rules first, then socks rules,
 				     each in file order */
 	size_t nclient, nsocks;
+	/* Non-NULL when the conf came from a compiled image (conf_image.h):
+	 * then everything lives in this one allocation.  Every pointer added
+	 * to these structures must also be handled by conf_image.c. */
+	void *image_block;
+	size_t image_mapped;      /* its mapping's size; 0: from malloc */
 };
 
 enum diag_level { DIAG_WARNING, DIAG_ERROR };
@@ -151,6 +156,10 @@ struct conf_diags {
 /* Loads FILE.  Returns the conf, or NULL when any error was found (the
  * reasons are in *diags, which the caller frees with conf_diags_free). */
 struct conf *conf_load(const char *file, struct conf_diags *diags);
+
+/* Loads the open file FD (read from its current offset), called NAME in
+ * messages. */
+struct conf *conf_load_fd(int fd, const char *name, struct conf_diags *diags);
 
 /* Parses TEXT (LEN bytes) as if read from a file called NAME. */
 struct conf *conf_parse_buffer(const char *name, const char *text, size_t len,

@@ -19,6 +19,7 @@
 
 #include "addr.h"
 #include "conf.h"
+#include "conf_image.h"
 #include "conf_lex.h"
 #include "names.h"
 
@@ -1145,25 +1146,19 @@ struct conf *conf_parse_buffer(const char *name, const char *text, size_t len,
 	return c;
 }
 
-/* Reads FILE whole.  Refuses what is not a regular file (a directory, a
- * FIFO that would block, /dev/zero that never ends) and absurd sizes. */
-static char *read_file(const char *file, size_t *len, char *err, size_t errlen)
+/* Reads the open file FD whole.  Refuses what is not a regular file (a
+ * directory, a FIFO that would block, /dev/zero that never ends) and
+ * absurd sizes.  Does not close FD. */
+static char *read_fd(int fd, size_t *len, char *err, size_t errlen)
 {
-	int fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	struct stat st;
 
-	if (fd < 0) {
-		snprintf(err, errlen, "cannot open: %s", strerror(errno));
-		return NULL;
-	}
 	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
 		snprintf(err, errlen, "not a regular file");
-		close(fd);
 		return NULL;
 	}
 	if ((unsigned long long)st.st_size > MAX_FILE) {
 		snprintf(err, errlen, "file is larger than %u MiB", MAX_FILE >> 20);
-		close(fd);
 		return NULL;
 	}
 	size_t cap = (size_t)st.st_size + 1, n = 0;
@@ -1190,30 +1185,47 @@ static char *read_file(const char *file, size_t *len, char *err, size_t errlen)
 	}
 	if (!buf && !err[0])
 		snprintf(err, errlen, "out of memory");
-	close(fd);
 	*len = n;
 	return buf;
 }
 
-struct conf *conf_load(const char *file, struct conf_diags *diags)
+static struct conf *load_failed(struct conf_diags *diags, const char *err)
+{
+	memset(diags, 0, sizeof(*diags));
+	diags->v = calloc(1, sizeof(*diags->v));
+	diags->nerrors = 1;
+	if (diags->v) {
+		diags->n = 1;
+		diags->v[0].level = DIAG_ERROR;
+		snprintf(diags->v[0].msg, sizeof(diags->v[0].msg), "%s", err);
+	}
+	return NULL;
+}
+
+struct conf *conf_load_fd(int fd, const char *name, struct conf_diags *diags)
 {
 	char err[200] = "";
 	size_t len;
-	char *text = read_file(file, &len, err, sizeof(err));
+	char *text = read_fd(fd, &len, err, sizeof(err));
 
-	if (!text) {
-		memset(diags, 0, sizeof(*diags));
-		diags->v = calloc(1, sizeof(*diags->v));
-		diags->nerrors = 1;
-		if (diags->v) {
-			diags->n = 1;
-			diags->v[0].level = DIAG_ERROR;
-			snprintf(diags->v[0].msg, sizeof(diags->v[0].msg), "%s", err);
-		}
-		return NULL;
-	}
-	struct conf *c = conf_parse_buffer(file, text, len, diags);
+	if (!text)
+		return load_failed(diags, err);
+	struct conf *c = conf_parse_buffer(name, text, len, diags);
 	free(text);
+	return c;
+}
+
+struct conf *conf_load(const char *file, struct conf_diags *diags)
+{
+	char err[200];
+	int fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+
+	if (fd < 0) {
+		snprintf(err, sizeof(err), "cannot open: %s", strerror(errno));
+		return load_failed(diags, err);
+	}
+	struct conf *c = conf_load_fd(fd, file, diags);
+	close(fd);
 	return c;
 }
 
@@ -1240,6 +1252,10 @@ void conf_free(struct conf *c)
 {
 	if (!c)
 		return;
+	if (c->image_block) {  /* a compiled image: one allocation */
+		conf_image_free(c);
+		return;
+	}
 	for (size_t i = 0; i < c->nclient + c->nsocks; i++) {
 		struct rule *r = &c->rules[i];
 		free_addr(&r->from);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "conf.h"
+#include "conf_image.h"
 #include "decide.h"
 #include "lint.h"
 #include "spec.h"
@@ -22,33 +23,111 @@ static void usage(FILE *out)
 		"       sockd-check [-f file] -T              canonical form\n"
 		"       sockd-check [-f file] -C SPEC         one decision\n"
 		"       sockd-check [-f file] --test CASES    a file of decisions\n"
+		"       sockd-check [-f file] --compile       write file.compiled\n"
 		"SPEC: from=ADDR[,fromport=N][,laddr=ADDR][,lport=N][,to=ADDR|NAME]"
 		"[,port=N]\n      [,addrs=A+B][,command=C][,method=M][,user=U]"
 		"[,group=G][,version=4|5][,protocol=tcp|udp]\n");
 }
 
-/* Loads FILE, printing every diagnostic; with QUIET_WARNINGS only errors. */
-static struct conf *load(const char *file, int quiet_warnings, int *nwarn)
+/* Prints the diagnostics of a load; with QUIET_WARNINGS only errors. */
+static void print_diags(const char *file, struct conf_diags *d,
+			int quiet_warnings, int *nwarn)
 {
-	struct conf_diags d;
-	struct conf *c = conf_load(file, &d);
 	char line[400];
 
 	*nwarn = 0;
-	for (size_t i = 0; i < d.n; i++) {
-		if (d.v[i].level == DIAG_WARNING) {
+	for (size_t i = 0; i < d->n; i++) {
+		if (d->v[i].level == DIAG_WARNING) {
 			(*nwarn)++;
 			if (quiet_warnings)
 				continue;
 		}
-		conf_diag_format(NULL, file, &d.v[i], line, sizeof(line));
+		conf_diag_format(NULL, file, &d->v[i], line, sizeof(line));
 		fprintf(stderr, "%s\n", line);
 	}
-	if (d.nerrors > d.n)
+	if (d->nerrors > d->n)
 		fprintf(stderr, "%s: %zu more errors not shown\n", file,
-			d.nerrors - d.n);
-	conf_diags_free(&d);
+			d->nerrors - d->n);
+	conf_diags_free(d);
+}
+
+/* Loads FILE the way sockd-session does: from its compiled image when
+ * that is current, else from the text (printing its errors). */
+static struct conf *load(const char *file, int *nwarn)
+{
+	struct conf_diags d;
+	char why[300];
+	bool image;
+	struct conf *c = conf_open(file, &d, &image, why, sizeof(why));
+
+	if (!image && why[0])
+		fprintf(stderr, "%s.compiled: note: not used: %s\n", file, why);
+	print_diags(file, &d, 1, nwarn);
 	return c;
+}
+
+/* The canonical form of C, as a string (for comparing two loads). */
+static char *dump_string(const struct conf *c)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	if (!f)
+		return NULL;
+	conf_dump(c, f);
+	fclose(f);
+	return buf;
+}
+
+/* -t: the image sockd-session would load must be current and say what
+ * the text says; a stale one only costs speed, but say so. */
+static int lint_image(const struct conf *text, const char *file)
+{
+	char image[4096], why[300];
+
+	if (conf_image_path(file, image, sizeof(image)))
+		return 0;
+	struct conf *c = conf_image_load(file, image, why, sizeof(why));
+	if (!c) {
+		if (!why[0])
+			return 0;
+		fprintf(stderr, "%s: warning: not used by sockd-session: %s; run "
+			"sockd-check -f %s --compile\n", image, why, file);
+		return 1;
+	}
+	char *a = dump_string(text), *b = dump_string(c);
+	int differ = !a || !b || strcmp(a, b);
+	if (differ)
+		fprintf(stderr, "%s: warning: does not say what %s says; run "
+			"sockd-check -f %s --compile\n", image, file, file);
+	free(a);
+	free(b);
+	conf_free(c);
+	return differ;
+}
+
+static int compile(const char *file)
+{
+	char image[4096], err[400];
+	struct conf_diags d;
+	int nwarn;
+
+	if (conf_image_path(file, image, sizeof(image))) {
+		fprintf(stderr, "sockd-check: %s: path too long\n", file);
+		return EXIT_ERROR;
+	}
+	struct conf *c = conf_image_compile(file, image, &d, err, sizeof(err));
+	print_diags(file, &d, 0, &nwarn);
+	if (!c) {
+		if (err[0])
+			fprintf(stderr, "sockd-check: %s\n", err);
+		return EXIT_ERROR;
+	}
+	printf("%s: %zu client rules, %zu socks rules\n", image, c->nclient,
+	       c->nsocks);
+	conf_free(c);
+	return EXIT_PASS;
 }
 
 static int print_decision(const struct conf *c, const char *spec_text)
@@ -157,6 +236,7 @@ int main(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "test", required_argument, NULL, 'X' },
 		{ "strict", no_argument, NULL, 'S' },
+		{ "compile", no_argument, NULL, 'K' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 } };
 	const char *file = DEFAULT_CONF, *spec = NULL, *cases = NULL;
@@ -170,6 +250,7 @@ int main(int argc, char **argv)
 		case 'C': mode = 'C'; spec = optarg; break;
 		case 'X': mode = 'X'; cases = optarg; break;
 		case 'S': strict = 1; break;
+		case 'K': mode = 'K'; break;
 		case 'v': printf("sockd-check %s\n", SOCKD_VERSION); return 0;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return EXIT_ERROR;
@@ -179,13 +260,23 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return EXIT_ERROR;
 	}
-	struct conf *c = load(file, mode != 't', &nwarn);
+	if (mode == 'K')
+		return compile(file);
+	struct conf *c;
+	if (mode == 't') {  /* the text itself, with its warnings */
+		struct conf_diags d;
+		c = conf_load(file, &d);
+		print_diags(file, &d, 0, &nwarn);
+	} else {
+		c = load(file, &nwarn);
+	}
 	if (!c)
 		return EXIT_ERROR;
 	int rc = EXIT_PASS;
 	if (mode == 't') {
 		struct lint l = { c, stderr, 0 };
 		nwarn += lint_conf(&l);
+		nwarn += lint_image(c, file);
 		if (strict && nwarn)
 			rc = EXIT_ERROR;
 	} else if (mode == 'T') {

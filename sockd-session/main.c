@@ -15,6 +15,7 @@
 #include "auth_pam.h"
 #include "addr.h"
 #include "conf.h"
+#include "conf_image.h"
 #include "connect.h"
 #include "log.h"
 #include "negotiate.h"
@@ -113,12 +114,14 @@ static void take_connection(struct session *s)
 	strcpy(s->user, "-");
 }
 
-static void load_rules(struct session *s)
+/* DEBUG: -d given on the command line (adds to the file's debug:). */
+static void load_rules(struct session *s, int debug)
 {
 	struct conf_diags d;
-	char line[400];
+	char line[400], why[300];
+	bool image;
 
-	s->conf = conf_load(s->conf_file, &d);
+	s->conf = conf_open(s->conf_file, &d, &image, why, sizeof(why));
 	for (size_t i = 0; i < d.n; i++) {
 		if (!s->conf && d.v[i].level != DIAG_ERROR)
 			continue;
@@ -133,6 +136,12 @@ static void load_rules(struct session *s)
 		exit(EXIT_CONF);
 	}
 	log_open(s->conf);
+	log_set_debug(debug);
+	if (image)
+		log_msg(LOGL_DEBUG, "rules: %s.compiled", s->conf_file);
+	else if (why[0])  /* only speed is lost: the text says the same */
+		log_msg(LOGL_DEBUG, "rules: %s.compiled not used: %s",
+			s->conf_file, why);
 }
 
 /* Client rules decide before a single SOCKS byte is read. */
@@ -278,8 +287,7 @@ int main(int argc, char **argv)
 	no_core_dumps();
 	s.started = netio_now_ms();
 	take_connection(&s);                       /* 1. the socket */
-	load_rules(&s);                            /* 2. the rules */
-	log_set_debug(debug);
+	load_rules(&s, debug);                     /* 2. the rules */
 	if (privdrop_lookup(s.conf->user_unprivileged, &s.unpriv, err,
 			    sizeof(err))) {
 		log_msg(LOGL_ERROR, "%s", err);

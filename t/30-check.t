@@ -272,4 +272,60 @@ def lint_warnings():
        'external address missing here: a warning only', err)
 
 
+
+@test
+def compiled_image():
+    d = tmpdir()
+    conf = os.path.join(d, 'check.conf')
+    with open(CONF) as src, open(conf, 'w') as dst:
+        dst.write(src.read())
+    rc, text_dump, _ = check('-f', conf, '-T')
+    rc, out, err = check('-f', conf, '--compile')
+    ok(rc == 0 and out.startswith(conf + '.compiled: 5 client rules, 8 socks rules'),
+       '--compile writes FILE.compiled and says what it holds', out, err)
+    st = os.stat(conf + '.compiled')
+    is_(st.st_mode & 0o777, os.stat(conf).st_mode & 0o644,
+        'the image is readable as the rules file is, writable by its owner only')
+    rc, img_dump, err = check('-f', conf, '-T')
+    ok(rc == 0 and img_dump == text_dump and 'not used' not in err,
+       '-T from the image is the text\'s canonical form', err)
+    rc, out, err = check('-f', conf, '-t')
+    ok(rc == 0 and '.compiled' not in err, '-t: a current image raises nothing', err)
+    with open(CONFDIR + '/check.cases') as fh:
+        specs = [l.split()[1] for l in fh if l.strip() and not l.startswith('#')]
+    rc, out, err = check('-f', conf, '--test', CONFDIR + '/check.cases')
+    ok(rc == 0 and out.rstrip().endswith('%d passed, 0 failed' % len(specs)),
+       '--test: every case passes from the image', out[-500:])
+
+    # an edit makes the image stale: the text decides, and -t says so
+    with open(conf, 'a') as fh:
+        fh.write('socks block { from: 0/0 to: 0/0 }\n')
+    rc, out, err = check('-f', conf, '-C', specs[0])
+    like(err, r'check\.conf\.compiled: note: not used: out of date',
+         '-C names the stale image it did not use')
+    rc, out, err = check('-f', conf, '-T')
+    ok(out != text_dump and out.count('socks block') > text_dump.count('socks block'),
+       '-T shows the edited text, not the stale image')
+    rc, out, err = check('-f', conf, '-t')
+    like(err, r'check\.conf\.compiled: warning: not used by sockd-session: out of date.*'
+         r'--compile', '-t warns about the stale image and says what to run')
+    rc, out, err = check('-f', conf, '-t', '--strict')
+    is_(rc, 2, '-t --strict fails on a stale image')
+    # a foreign image (not sockd's) is refused and named
+    with open(conf + '.compiled', 'wb') as fh:
+        fh.write(b'\0' * 200)
+    rc, out, err = check('-f', conf, '-t')
+    like(err, r'not used by sockd-session: not a sockd rules image', 'a foreign image is named')
+    # a rules file with errors is not compiled, and says why
+    bad = write(d, 'bad.conf', 'socks pass {\n')
+    rc, out, err = check('-f', bad, '--compile')
+    ok(rc == 2 and 'bad.conf:' in err and not os.path.exists(bad + '.compiled'),
+       '--compile of a broken file: its errors, no image', err)
+    # the image cannot be written (a directory is in its place): an error
+    blocked = write(d, 'b.conf', 'socksmethod: none\nclient pass { from: 0/0 to: 0/0 }\n')
+    os.mkdir(blocked + '.compiled')
+    rc, out, err = check('-f', blocked, '--compile')
+    ok(rc == 2 and 'b.conf.compiled' in err, '--compile that cannot write: an error naming it', err)
+    ok(not [f for f in os.listdir(d) if '.compiled.' in f], 'no temporary file left behind')
+
 main()

@@ -2,9 +2,12 @@
 """sockd-check and sockd-session agree: every case of t/conf/check.cases that
 a real client can make here (method none, addresses not names) is run through
 sockd-check -C and through a real sockd-session with the same rules file; the
-verdict and the deciding rule (file:line) must be the same."""
+verdict and the deciding rule (file:line) must be the same.  Then again with
+the rules compiled (sockd-check --compile): the session takes the image, and
+the answers stay the same."""
 import os
 import re
+import shutil
 import socket
 import struct
 import sys
@@ -31,8 +34,8 @@ def parse_cases():
     return cases
 
 
-def check_verdict(spec):
-    r = run([CHECK, '-f', CONF, '-C', spec])
+def check_verdict(conf, spec):
+    r = run([CHECK, '-f', conf, '-C', spec])
     first = r.stdout.decode().split('\n')[0]
     m = re.match(r'^(pass|block) (?:(?:client|socks)-rule #\d+ \S+:(\d+)|default)', first)
     return (m.group(1), m.group(2) or 'default') if m else (None, first)
@@ -84,21 +87,19 @@ def logged_rule(server, client, sport):
     return (m.group(1) or m.group(2)) if m else None
 
 
-@test
-def check_and_session_agree():
-    for a in EXTRA_ADDRS:
-        r = run(['ip', 'addr', 'add', a, 'dev', 'lo'])
-        is_(r.returncode, 0, 'address %s on lo (private namespace)' % a, r.stderr)
+def agree(conf, args=None):
+    """Runs every comparable case against sockd-check and a real session on
+    CONF; returns the servers' logs."""
     servers, targets = {}, {}
     compared = 0
     for n, spec, kv in parse_cases():
         if kv.get('method', 'none') != 'none' or 'addrs' in kv or \
                 kv.get('command', 'connect') != 'connect':
             continue   # needs authentication, names or BIND: not here yet
-        want = check_verdict(spec)
+        want = check_verdict(conf, spec)
         key = (kv['laddr'], int(kv['lport']))
         if key not in servers:
-            servers[key] = Server(CONF, host=key[0], port=key[1])
+            servers[key] = Server(conf, host=key[0], port=key[1], args=args)
         tkey = (kv['to'], int(kv['port']))
         if tkey not in targets:
             targets[tkey] = Target(h_echo, host=tkey[0], port=tkey[1])
@@ -109,6 +110,27 @@ def check_and_session_agree():
            % (n, want[0], want[1], got, line), servers[key].stderr()[-2000:])
         compared += 1
     cmp_ok(compared, '>=', 12, 'compared %d cases' % compared)
+    return ''.join(s.stderr() for s in servers.values())
+
+
+@test
+def check_and_session_agree():
+    for a in EXTRA_ADDRS:
+        r = run(['ip', 'addr', 'add', a, 'dev', 'lo'])
+        is_(r.returncode, 0, 'address %s on lo (private namespace)' % a, r.stderr)
+    agree(CONF)
+
+
+@test
+def agree_from_compiled_image():
+    conf = os.path.join(tmpdir(), 'check.conf')
+    shutil.copy(CONF, conf)
+    r = run([CHECK, '-f', conf, '--compile'])
+    is_(r.returncode, 0, 'sockd-check --compile', r.stderr)
+    logs = agree(conf, args=['-d', '-f', conf])
+    like(logs, r'rules: %s\.compiled' % re.escape(conf),
+         'the sessions took the compiled image')
+    unlike(logs, r'not used', 'no session fell back to the text')
 
 
 main()

@@ -50,6 +50,8 @@ def units_verify():
         text = open(os.path.join(SRCDIR, 'units', name)).read()
         # the unit names the installed path; verify against the built one
         text = text.replace('/usr/local/sbin/sockd-session', SESSION_BIN)
+        text = text.replace('/usr/local/sbin/sockd-check',
+                            os.path.join(BUILD, 'sockd-check', 'sockd-check'))
         with open(os.path.join(d, name), 'w') as fh:
             fh.write(text)
     # the Documentation= man: links are checked with man(1): give it ours

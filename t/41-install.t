@@ -29,6 +29,9 @@ def install_and_uninstall():
     unit = open(os.path.join(d, 'lib/systemd/system/sockd@.service')).read()
     like(unit, r'ExecStart=-?/usr/sbin/sockd-session ', 'the unit runs the installed binary')
     unlike(unit, r'/usr/local/', 'no /usr/local path left in the unit')
+    sock = open(os.path.join(d, 'lib/systemd/system/sockd.socket')).read()
+    like(sock, r'ExecStartPre=-/usr/sbin/sockd-check -f /etc/sockd.conf --compile',
+         'the socket compiles the rules with the installed sockd-check')
     conf = os.path.join(d, 'etc/sockd.conf')
     with open(conf, 'w') as fh:
         fh.write('# mine\n')

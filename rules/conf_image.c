@@ -1,0 +1,733 @@
+/* The compiled rules image (see conf_image.h for when it is used).
+ *
+ * Layout: a header, then the body, which is the struct conf followed by
+ * every array it points to, in a fixed order, and last the string pool.
+ * In the body a pointer is stored as 1 + its offset from the start of the
+ * body (0 stays NULL).  The loader checks each one before it turns it back
+ * into an address:
+ *   - arrays must lie in the structure part, in the writer's order and
+ *     without overlap, so that no pointer is relocated twice;
+ *   - strings must start in the pool, and the pool ends with a NUL, so
+ *     every string ends inside the buffer;
+ *   - enumerations, counts and flags must be values the parser produces. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "conf_image.h"
+
+#ifndef SOCKD_VERSION
+#define SOCKD_VERSION "unversioned"  /* builds outside the Makefile (fuzz) */
+#endif
+
+#define IMAGE_MAGIC "SOCKDIMG"
+#define IMAGE_FORMAT 1u
+#define IMAGE_MAX_BODY (256u << 20)
+
+struct image_header {
+	char magic[8];
+	uint32_t format;
+	uint32_t header_size;
+	char version[32];         /* SOCKD_VERSION of the writer */
+	uint64_t layout;          /* layout_fingerprint() of the writer */
+	uint64_t body_size, pool_start;
+	/* the rules file it was made from */
+	uint64_t dev, ino, size;
+	int64_t mtime_sec, mtime_nsec, ctime_sec, ctime_nsec;
+};
+
+/* Sizes and offsets of everything the image stores raw: a build whose
+ * structures differ (another compiler, a new field) gets a different
+ * fingerprint and parses the text instead. */
+static uint64_t layout_fingerprint(void)
+{
+	static const size_t v[] = {
+		sizeof(struct conf), sizeof(struct rule), sizeof(struct rule_addr),
+		sizeof(struct log_target), sizeof(struct method_list),
+		sizeof(struct name_list), sizeof(struct timeouts),
+		sizeof(struct port_spec), sizeof(enum method), sizeof(void *),
+		offsetof(struct rule, from), offsetof(struct rule, to),
+		offsetof(struct rule, commands), offsetof(struct rule, clientmethods),
+		offsetof(struct rule, socksmethods), offsetof(struct rule, users),
+		offsetof(struct rule, groups), offsetof(struct rule, log),
+		offsetof(struct rule, pam_service), offsetof(struct rule, pam_session),
+		offsetof(struct rule, gssapi_keytab),
+		offsetof(struct rule, gssapi_service),
+		offsetof(struct rule, gssapi_enctype), offsetof(struct rule, timeout),
+		offsetof(struct rule, udp_port_lo), offsetof(struct rule_addr, a),
+		offsetof(struct rule_addr, name), offsetof(struct rule_addr, port),
+		offsetof(struct conf, logout), offsetof(struct conf, errlog),
+		offsetof(struct conf, user_privileged),
+		offsetof(struct conf, clientmethods), offsetof(struct conf, timeout),
+		offsetof(struct conf, external), offsetof(struct conf, rules),
+		offsetof(struct conf, image_block),
+		offsetof(struct conf, image_mapped),
+		METHOD_COUNT, ADDR_IFNAME, PORT_RANGE, CMD_ALL, LOGT_FILE,
+		ROTATION_SAME_SAME,
+	};
+	uint64_t h = 1469598103934665603ull;  /* FNV-1a */
+
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+		for (size_t b = 0; b < sizeof(v[i]); b++) {
+			h ^= (v[i] >> (8 * b)) & 0xff;
+			h *= 1099511628211ull;
+		}
+	return h;
+}
+
+int conf_image_path(const char *conf_file, char *buf, size_t len)
+{
+	int n = snprintf(buf, len, "%s.compiled", conf_file);
+
+	return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
+/* ---- writing ------------------------------------------------------- */
+
+struct imgbuf {
+	char *p;
+	size_t len, cap;
+	bool oom;
+};
+
+/* Appends N bytes of SRC at ALIGN; returns their offset. */
+static size_t put(struct imgbuf *b, const void *src, size_t n, size_t align)
+{
+	size_t off = (b->len + align - 1) / align * align;
+
+	if (b->oom)
+		return 0;
+	if (off + n > b->cap) {
+		size_t cap = b->cap ? b->cap : 4096;
+		while (cap < off + n)
+			cap *= 2;
+		char *p = realloc(b->p, cap);
+		if (!p) {
+			b->oom = true;
+			return 0;
+		}
+		b->p = p;
+		b->cap = cap;
+	}
+	memset(b->p + b->len, 0, off - b->len);
+	if (n)
+		memcpy(b->p + off, src, n);
+	b->len = off + n;
+	return off;
+}
+
+/* Makes the pointer field at FIELD refer to offset TARGET. */
+static void link_field(struct imgbuf *b, size_t field, size_t target)
+{
+	uintptr_t v = target + 1;
+
+	if (!b->oom)
+		memcpy(b->p + field, &v, sizeof(v));
+}
+
+static void null_field(struct imgbuf *b, size_t field)
+{
+	uintptr_t v = 0;
+
+	if (!b->oom)
+		memcpy(b->p + field, &v, sizeof(v));
+}
+
+static size_t put_array(struct imgbuf *b, size_t field, const void *src,
+			size_t n, size_t elem)
+{
+	if (n == 0) {
+		null_field(b, field);
+		return 0;
+	}
+	size_t off = put(b, src, n * elem, _Alignof(max_align_t));
+	link_field(b, field, off);
+	return off;
+}
+
+static void put_string(struct imgbuf *b, size_t field, const char *s)
+{
+	if (!s) {
+		null_field(b, field);
+		return;
+	}
+	link_field(b, field, put(b, s, strlen(s) + 1, 1));
+}
+
+#define RULE_AT(base, i) ((base) + (i) * sizeof(struct rule))
+#define FIELD(base, type, f) ((base) + offsetof(type, f))
+
+static void put_addr_name(struct imgbuf *b, size_t addr,
+			  const struct rule_addr *a)
+{
+	put_string(b, FIELD(addr, struct rule_addr, name), a->name);
+}
+
+static void put_names_array(struct imgbuf *b, size_t list,
+			    const struct name_list *l)
+{
+	put_array(b, FIELD(list, struct name_list, v), l->v, l->n,
+		  sizeof(char *));
+}
+
+static void put_names_strings(struct imgbuf *b, size_t list,
+			      const struct name_list *l)
+{
+	uintptr_t v;
+
+	if (l->n == 0 || b->oom)
+		return;
+	memcpy(&v, b->p + FIELD(list, struct name_list, v), sizeof(v));
+	for (size_t i = 0; i < l->n; i++)
+		put_string(b, v - 1 + i * sizeof(char *), l->v[i]);
+}
+
+/* Serializes C: first every structure and array, then every string. */
+static int serialize(const struct conf *c, struct imgbuf *b, size_t *pool)
+{
+	size_t nrules = c->nclient + c->nsocks;
+	size_t conf_off = put(b, c, sizeof(*c), _Alignof(max_align_t));
+	size_t rules = put_array(b, FIELD(conf_off, struct conf, rules),
+				 c->rules, nrules, sizeof(struct rule));
+	size_t ext = put_array(b, FIELD(conf_off, struct conf, external),
+			       c->external, c->nexternal, sizeof(struct rule_addr));
+	size_t lo = put_array(b, FIELD(conf_off, struct conf, logout), c->logout,
+			      c->nlogout, sizeof(struct log_target));
+	size_t le = put_array(b, FIELD(conf_off, struct conf, errlog), c->errlog,
+			      c->nerrlog, sizeof(struct log_target));
+
+	null_field(b, FIELD(conf_off, struct conf, image_block));
+	if (!b->oom)
+		memset(b->p + FIELD(conf_off, struct conf, image_mapped), 0,
+		       sizeof(size_t));
+	for (size_t i = 0; i < nrules; i++) {
+		put_names_array(b, FIELD(RULE_AT(rules, i), struct rule, users),
+				&c->rules[i].users);
+		put_names_array(b, FIELD(RULE_AT(rules, i), struct rule, groups),
+				&c->rules[i].groups);
+	}
+
+	*pool = b->len;
+	put_string(b, FIELD(conf_off, struct conf, file), c->file);
+	put_string(b, FIELD(conf_off, struct conf, user_privileged),
+		   c->user_privileged);
+	put_string(b, FIELD(conf_off, struct conf, user_unprivileged),
+		   c->user_unprivileged);
+	for (size_t i = 0; i < c->nexternal; i++)
+		put_addr_name(b, ext + i * sizeof(struct rule_addr),
+			      &c->external[i]);
+	for (size_t i = 0; i < c->nlogout; i++)
+		put_string(b, lo + i * sizeof(struct log_target) +
+			   offsetof(struct log_target, arg), c->logout[i].arg);
+	for (size_t i = 0; i < c->nerrlog; i++)
+		put_string(b, le + i * sizeof(struct log_target) +
+			   offsetof(struct log_target, arg), c->errlog[i].arg);
+	for (size_t i = 0; i < nrules; i++) {
+		const struct rule *r = &c->rules[i];
+		size_t at = RULE_AT(rules, i);
+
+		put_addr_name(b, FIELD(at, struct rule, from), &r->from);
+		put_addr_name(b, FIELD(at, struct rule, to), &r->to);
+		put_names_strings(b, FIELD(at, struct rule, users), &r->users);
+		put_names_strings(b, FIELD(at, struct rule, groups), &r->groups);
+		put_string(b, FIELD(at, struct rule, pam_service), r->pam_service);
+		put_string(b, FIELD(at, struct rule, gssapi_keytab),
+			   r->gssapi_keytab);
+		put_string(b, FIELD(at, struct rule, gssapi_service),
+			   r->gssapi_service);
+	}
+	/* the pool ends with a NUL even when it holds no string */
+	put(b, "", 1, 1);
+	return b->oom ? -1 : 0;
+}
+
+static void fill_identity(struct image_header *h, const struct stat *st)
+{
+	h->dev = (uint64_t)st->st_dev;
+	h->ino = (uint64_t)st->st_ino;
+	h->size = (uint64_t)st->st_size;
+	h->mtime_sec = st->st_mtim.tv_sec;
+	h->mtime_nsec = st->st_mtim.tv_nsec;
+	h->ctime_sec = st->st_ctim.tv_sec;
+	h->ctime_nsec = st->st_ctim.tv_nsec;
+}
+
+static bool same_identity(const struct image_header *h, const struct stat *st)
+{
+	struct image_header now;
+
+	fill_identity(&now, st);
+	return h->dev == now.dev && h->ino == now.ino && h->size == now.size &&
+	       h->mtime_sec == now.mtime_sec && h->mtime_nsec == now.mtime_nsec &&
+	       h->ctime_sec == now.ctime_sec && h->ctime_nsec == now.ctime_nsec;
+}
+
+static void fill_header(struct image_header *h, size_t body, size_t pool,
+			const struct stat *st)
+{
+	memset(h, 0, sizeof(*h));
+	memcpy(h->magic, IMAGE_MAGIC, sizeof(h->magic));
+	h->format = IMAGE_FORMAT;
+	h->header_size = sizeof(*h);
+	snprintf(h->version, sizeof(h->version), "%s", SOCKD_VERSION);
+	h->layout = layout_fingerprint();
+	h->body_size = body;
+	h->pool_start = pool;
+	fill_identity(h, st);
+}
+
+static int write_all(int fd, const void *p, size_t n)
+{
+	const char *q = p;
+
+	while (n) {
+		ssize_t w = write(fd, q, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		q += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+int conf_image_write(const struct conf *c, const struct stat *source,
+		     const char *image, char *err, size_t errlen)
+{
+	struct imgbuf b = { 0 };
+	struct image_header h;
+	size_t pool;
+	char tmp[4096];
+
+	if (serialize(c, &b, &pool)) {
+		free(b.p);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	fill_header(&h, b.len, pool, source);
+	if (snprintf(tmp, sizeof(tmp), "%s.XXXXXX", image) >= (int)sizeof(tmp)) {
+		free(b.p);
+		snprintf(err, errlen, "%s: path too long", image);
+		return -1;
+	}
+	int fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0) {
+		free(b.p);
+		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+		return -1;
+	}
+	/* readable as the rules file is, writable by its owner alone */
+	int rc = fchmod(fd, source->st_mode & 0644);
+	if (!rc)
+		rc = write_all(fd, &h, sizeof(h));
+	if (!rc)
+		rc = write_all(fd, b.p, b.len);
+	if (!rc)
+		rc = fsync(fd);
+	if (close(fd) && !rc)
+		rc = -1;
+	if (!rc)
+		rc = rename(tmp, image);
+	if (rc) {
+		snprintf(err, errlen, "%s: %s", image, strerror(errno));
+		unlink(tmp);
+	}
+	free(b.p);
+	return rc;
+}
+
+/* ---- loading ------------------------------------------------------- */
+
+/* Stores P in a pointer field of any pointer type (all have the same
+ * representation here; memcpy keeps the compiler's aliasing rules). */
+static void set_pointer(void *field, void *p)
+{
+	memcpy(field, &p, sizeof(p));
+}
+
+struct loader {
+	char *base;
+	size_t pool, size;
+	size_t next;      /* arrays must start at or after this offset */
+};
+
+/* Turns the stored array pointer *FIELD (COUNT elements of ELEM bytes)
+ * back into an address.  Returns false when it does not lie in the
+ * structure part, after every array before it. */
+static bool rel_array(struct loader *l, void *field, size_t count, size_t elem)
+{
+	uintptr_t v;
+
+	memcpy(&v, field, sizeof(v));
+	if (count == 0) {
+		set_pointer(field, NULL);
+		return v == 0;
+	}
+	if (v == 0)
+		return false;
+	size_t off = v - 1;
+	if (off < l->next || off % _Alignof(max_align_t) || off > l->pool ||
+	    count > (l->pool - off) / elem)
+		return false;
+	l->next = off + count * elem;
+	set_pointer(field, l->base + off);
+	return true;
+}
+
+/* The same for a string: it must start in the pool.  NEED: NULL is not
+ * acceptable here. */
+static bool rel_string(struct loader *l, char **field, bool need)
+{
+	uintptr_t v;
+
+	memcpy(&v, field, sizeof(v));
+	if (v == 0) {
+		*field = NULL;
+		return !need;
+	}
+	size_t off = v - 1;
+	if (off < l->pool || off >= l->size)
+		return false;
+	*field = l->base + off;
+	return true;
+}
+
+static bool valid_flag(const void *p)
+{
+	unsigned char v;
+
+	memcpy(&v, p, 1);
+	return v <= 1;
+}
+
+static bool valid_methods(const struct method_list *m)
+{
+	if (m->n > METHOD_LIST_MAX)
+		return false;
+	for (size_t i = 0; i < m->n; i++)
+		if ((unsigned)m->m[i] >= METHOD_COUNT)
+			return false;
+	return true;
+}
+
+static bool valid_timeouts(const struct timeouts *t, int min)
+{
+	return t->negotiate >= min && t->connect >= min && t->io_tcp >= min &&
+	       t->io_udp >= min && t->tcp_fin_wait >= min;
+}
+
+static bool rel_addr(struct loader *l, struct rule_addr *a)
+{
+	bool named = a->kind == ADDR_HOST || a->kind == ADDR_DOMAIN ||
+		     a->kind == ADDR_IFNAME;
+
+	if ((unsigned)a->kind > ADDR_IFNAME || (unsigned)a->port.op > PORT_RANGE)
+		return false;
+	if ((a->kind == ADDR_IPV4 && a->prefix > 32) ||
+	    (a->kind == ADDR_IPV6 && a->prefix > 128))
+		return false;
+	return rel_string(l, &a->name, named) && (named || !a->name);
+}
+
+static bool rel_names_array(struct loader *l, struct name_list *n)
+{
+	return rel_array(l, &n->v, n->n, sizeof(char *));
+}
+
+static bool rel_names_strings(struct loader *l, struct name_list *n)
+{
+	for (size_t i = 0; i < n->n; i++)
+		if (!rel_string(l, &n->v[i], true))
+			return false;
+	return true;
+}
+
+static bool rel_targets(struct loader *l, struct log_target *t, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if ((unsigned)t[i].kind > LOGT_FILE ||
+		    !rel_string(l, &t[i].arg, t[i].kind == LOGT_FILE))
+			return false;
+	}
+	return true;
+}
+
+static bool rel_rule(struct loader *l, struct rule *r, enum rule_set set)
+{
+	return r->set == set && valid_flag(&r->pass) &&
+	       valid_flag(&r->necgssapi) && r->commands <= CMD_ALL &&
+	       r->protocols <= PROTO_ALL && r->proxyprotocols <= PXP_ALL &&
+	       r->pam_session >= -1 && r->pam_session <= 1 &&
+	       valid_methods(&r->clientmethods) &&
+	       valid_methods(&r->socksmethods) &&
+	       valid_timeouts(&r->timeout, -1) && rel_addr(l, &r->from) &&
+	       rel_addr(l, &r->to) && rel_names_strings(l, &r->users) &&
+	       rel_names_strings(l, &r->groups) &&
+	       rel_string(l, &r->pam_service, false) &&
+	       rel_string(l, &r->gssapi_keytab, false) &&
+	       rel_string(l, &r->gssapi_service, false);
+}
+
+/* Checks and relocates the body in L; returns the conf or NULL. */
+static struct conf *relocate(struct loader *l)
+{
+	struct conf *c = (struct conf *)l->base;
+
+	if (l->pool < sizeof(*c) || l->pool >= l->size ||
+	    l->base[l->size - 1] != '\0')
+		return NULL;
+	l->next = sizeof(*c);
+	if (c->nclient > SIZE_MAX / 2 || c->nsocks > SIZE_MAX / 2)
+		return NULL;
+	size_t nrules = c->nclient + c->nsocks;
+	if (!rel_array(l, &c->rules, nrules, sizeof(struct rule)) ||
+	    !rel_array(l, &c->external, c->nexternal, sizeof(struct rule_addr)) ||
+	    !rel_array(l, &c->logout, c->nlogout, sizeof(struct log_target)) ||
+	    !rel_array(l, &c->errlog, c->nerrlog, sizeof(struct log_target)))
+		return NULL;
+	for (size_t i = 0; i < nrules; i++)
+		if (!rel_names_array(l, &c->rules[i].users) ||
+		    !rel_names_array(l, &c->rules[i].groups))
+			return NULL;
+	if (!rel_string(l, &c->file, true) ||
+	    !rel_string(l, &c->user_privileged, false) ||
+	    !rel_string(l, &c->user_unprivileged, false) ||
+	    !valid_flag(&c->socksmethods_given) || !valid_flag(&c->pam_session) ||
+	    !valid_methods(&c->clientmethods) || !valid_methods(&c->socksmethods) ||
+	    !valid_timeouts(&c->timeout, 0) ||
+	    (unsigned)c->rotation > ROTATION_SAME_SAME ||
+	    !rel_targets(l, c->logout, c->nlogout) ||
+	    !rel_targets(l, c->errlog, c->nerrlog))
+		return NULL;
+	for (size_t i = 0; i < c->nexternal; i++)
+		if (!rel_addr(l, &c->external[i]))
+			return NULL;
+	for (size_t i = 0; i < nrules; i++)
+		if (!rel_rule(l, &c->rules[i],
+			      i < c->nclient ? RULE_CLIENT : RULE_SOCKS))
+			return NULL;
+	return c;
+}
+
+static int read_exact(int fd, void *p, size_t n)
+{
+	char *q = p;
+
+	while (n) {
+		ssize_t r = read(fd, q, n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		q += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+/* Why not: the first check that fails, for the log. */
+#define WHY(...) (snprintf(why, whylen, __VA_ARGS__), (struct conf *)NULL)
+
+/* Memory for a body of N bytes.  Small ones come from malloc.  Large
+ * ones (thousands of rules) are read into fresh pages, and a fault per
+ * 4 KiB page is what loading them costs: on the 2-core VM of bench/
+ * each costs ~10 us, and 10 000 rules (2.8 MB) took 9.5 ms to read.
+ * Transparent huge pages, where the system offers them, turn that into
+ * two faults (0.5 ms).  *MAPPED: the size to munmap, 0 for malloc. */
+#define HUGE_PAGE (2u << 20)
+static char *alloc_body(size_t n, size_t *mapped)
+{
+	*mapped = 0;
+	if (n < 64 * 1024)
+		return malloc(n);
+	if (n < HUGE_PAGE / 2) {
+		/* populated in one call: cheaper than a fault per page */
+		size_t len = (n + 4095) & ~(size_t)4095;
+		char *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+		if (p == MAP_FAILED)
+			return NULL;
+		*mapped = len;
+		return p;
+	}
+	size_t len = (n + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE + HUGE_PAGE;
+	char *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	/* keep only the aligned part (a huge page must be aligned) */
+	uintptr_t a = ((uintptr_t)p + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1);
+	size_t head = a - (uintptr_t)p;
+	if (head)
+		munmap(p, head);
+	len -= head;
+	size_t keep = (n + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
+	if (len > keep)
+		munmap((char *)a + keep, len - keep);
+	madvise((char *)a, keep, MADV_HUGEPAGE);  /* advice: may be refused */
+	*mapped = keep;
+	return (char *)a;
+}
+
+static void free_body(char *p, size_t mapped)
+{
+	if (mapped)
+		munmap(p, mapped);
+	else
+		free(p);
+}
+
+void conf_image_free(struct conf *c)
+{
+	free_body(c->image_block, c->image_mapped);
+}
+
+static struct conf *load_body(int fd, const struct image_header *h,
+			      const char *conf_file, char *why, size_t whylen)
+{
+	size_t body = (size_t)h->body_size, name = strlen(conf_file) + 1;
+	size_t mapped;
+	char *base = alloc_body(body + name, &mapped);
+
+	if (!base)
+		return WHY("out of memory");
+	if (read_exact(fd, base, body)) {
+		free_body(base, mapped);
+		return WHY("truncated");
+	}
+	struct loader l = { .base = base, .pool = (size_t)h->pool_start,
+			    .size = body };
+	struct conf *c = relocate(&l);
+	if (!c) {
+		free_body(base, mapped);
+		return WHY("corrupt");
+	}
+	/* name the file as this caller does, as conf_load would */
+	c->file = memcpy(base + body, conf_file, name);
+	c->image_block = base;
+	c->image_mapped = mapped;
+	return c;
+}
+
+struct conf *conf_image_load(const char *conf_file, const char *image,
+			     char *why, size_t whylen)
+{
+	struct image_header h;
+	struct stat ist, cst;
+	struct conf *c;
+
+	why[0] = '\0';
+	int fd = open(image, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK |
+			     O_NOFOLLOW);
+	if (fd < 0)
+		return errno == ENOENT ? NULL : WHY("%s", strerror(errno));
+	if (fstat(fd, &ist) || !S_ISREG(ist.st_mode))
+		c = WHY("not a regular file");
+	else if (ist.st_uid != geteuid() || (ist.st_mode & 022))
+		c = WHY("not owned by uid %u alone (writable by group or others)",
+			(unsigned)geteuid());
+	else if (read_exact(fd, &h, sizeof(h)) ||
+		 memcmp(h.magic, IMAGE_MAGIC, sizeof(h.magic)))
+		c = WHY("not a sockd rules image");
+	else if (h.format != IMAGE_FORMAT || h.header_size != sizeof(h) ||
+		 strncmp(h.version, SOCKD_VERSION, sizeof(h.version)) ||
+		 h.layout != layout_fingerprint())
+		c = WHY("made by another build (%.32s); compile it again",
+			h.version);
+	else if (h.body_size > IMAGE_MAX_BODY ||
+		 h.body_size + sizeof(h) != (uint64_t)ist.st_size)
+		c = WHY("truncated or corrupt");
+	else if (stat(conf_file, &cst) || !same_identity(&h, &cst))
+		c = WHY("out of date: the rules file changed since it was "
+			"compiled");
+	else
+		c = load_body(fd, &h, conf_file, why, whylen);
+	close(fd);
+	return c;
+}
+
+struct conf *conf_open(const char *conf_file, struct conf_diags *diags,
+		       bool *used_image, char *why, size_t whylen)
+{
+	char image[4096];
+	struct conf *c = NULL;
+
+	why[0] = '\0';
+	if (conf_image_path(conf_file, image, sizeof(image)) == 0)
+		c = conf_image_load(conf_file, image, why, whylen);
+	*used_image = c != NULL;
+	if (c) {
+		memset(diags, 0, sizeof(*diags));
+		return c;
+	}
+	return conf_load(conf_file, diags);
+}
+
+/* ---- compiling ----------------------------------------------------- */
+
+/* Waits until the real-time clock the kernel stamps files with has moved
+ * past ST's change time (at most ~2 s): from then on any change to the
+ * file gets a later change time, so the image cannot match an edited file
+ * that happens to keep its size.  Filesystems that keep whole seconds
+ * only (no nanoseconds in either time) get a whole second of margin. */
+static void wait_past_ctime(const struct stat *st)
+{
+	bool coarse = st->st_ctim.tv_nsec == 0 && st->st_mtim.tv_nsec == 0;
+	struct timespec limit = st->st_ctim;
+
+	if (coarse)
+		limit.tv_sec += 1;
+	for (int i = 0; i < 250; i++) {
+		struct timespec now;
+		clock_gettime(CLOCK_REALTIME_COARSE, &now);
+		if (now.tv_sec > limit.tv_sec ||
+		    (now.tv_sec == limit.tv_sec && now.tv_nsec > limit.tv_nsec))
+			return;
+		nanosleep(&(struct timespec){ 0, 10 * 1000 * 1000 }, NULL);
+	}
+}
+
+struct conf *conf_image_compile(const char *conf_file, const char *image,
+				struct conf_diags *diags, char *err,
+				size_t errlen)
+{
+	err[0] = '\0';
+	for (int attempt = 0; attempt < 3; attempt++) {
+		struct stat before, after;
+		int fd = open(conf_file, O_RDONLY | O_CLOEXEC | O_NOCTTY |
+						O_NONBLOCK);
+		if (fd < 0 || fstat(fd, &before)) {
+			if (fd >= 0)
+				close(fd);
+			return conf_load(conf_file, diags);  /* names the error */
+		}
+		wait_past_ctime(&before);
+		struct conf *c = conf_load_fd(fd, conf_file, diags);
+		int rc = fstat(fd, &after);
+		close(fd);
+		if (!c)
+			return NULL;
+		struct image_header h;
+		fill_identity(&h, &before);
+		if (rc == 0 && same_identity(&h, &after)) {
+			if (conf_image_write(c, &after, image, err, errlen)) {
+				conf_free(c);
+				return NULL;
+			}
+			return c;
+		}
+		conf_free(c);
+		conf_diags_free(diags);
+	}
+	snprintf(err, errlen, "%s kept changing while it was read; not "
+		 "compiled", conf_file);
+	return NULL;
+}
