@@ -166,26 +166,32 @@ FUZZ_CC    ?= clang
 FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
               -fno-sanitize-recover=undefined -Irules -Isockd-session
 FUZZ_TIME  ?= 60
-FUZZ_BINS  := build-fuzz/fuzz_socks build-fuzz/fuzz_rules
+FUZZ_BINS  := build-fuzz/fuzz_socks build-fuzz/fuzz_rules build-fuzz/fuzz_image
 
-build-fuzz/fuzz_socks: fuzz/fuzz_socks.c sockd-session/socks_proto.c $(RULES_SRC)
+build-fuzz/fuzz_socks: fuzz/fuzz_socks.c sockd-session/socks_proto.c $(RULES_SRC) $(wildcard rules/*.h sockd-session/*.h)
 	@mkdir -p build-fuzz
-	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $^
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $(filter %.c,$^)
 
-build-fuzz/fuzz_rules: fuzz/fuzz_rules.c $(RULES_SRC)
+build-fuzz/fuzz_rules: fuzz/fuzz_rules.c $(RULES_SRC) $(wildcard rules/*.h)
 	@mkdir -p build-fuzz
-	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $^
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $(filter %.c,$^)
+
+build-fuzz/fuzz_image: fuzz/fuzz_image.c $(RULES_SRC) $(wildcard rules/*.h)
+	@mkdir -p build-fuzz
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $(filter %.c,$^)
 
 fuzz-build: $(FUZZ_BINS)
 
 # In a private network namespace: host names in fuzzed rules must not
 # reach a resolver.
 fuzz: fuzz-build
-	@mkdir -p build-fuzz/corpus-socks build-fuzz/corpus-rules
+	@mkdir -p build-fuzz/corpus-socks build-fuzz/corpus-rules build-fuzz/corpus-image
 	unshare --net build-fuzz/fuzz_socks -max_total_time=$(FUZZ_TIME) \
 	  build-fuzz/corpus-socks fuzz/corpus/socks
 	unshare --net build-fuzz/fuzz_rules -max_total_time=$(FUZZ_TIME) \
 	  -dict=fuzz/rules.dict build-fuzz/corpus-rules conf t/conf
+	unshare --net build-fuzz/fuzz_image -max_total_time=$(FUZZ_TIME) \
+	  -dict=fuzz/rules.dict build-fuzz/corpus-image conf t/conf
 
 .PHONY: fuzz fuzz-build
 

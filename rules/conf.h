@@ -182,7 +182,7 @@ static inline const struct rule *conf_client_rules(const struct conf *c)
 
 static inline const struct rule *conf_socks_rules(const struct conf *c)
 {
-	return c->rules + c->nclient;
+	return c->rules ? c->rules + c->nclient : NULL;  /* no rules at all */
 }
 
 /* The effective timeout of rule R (or the global one when R is NULL). */

@@ -1,0 +1,123 @@
+/* libFuzzer: the compiled rules image loader never trusts what it reads.
+ *
+ * An input is a rules text, optionally followed by a NUL and patches of
+ * three bytes each (offset low, offset high, value) applied to the body
+ * of the text's image: the fuzzer explores both what the writer produces
+ * and what a damaged image holds, from plain rules files as seeds.  Every
+ * load must be refused or give a conf that dumps and decides safely; an
+ * unpatched image must load and dump exactly as its text does. */
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "conf.h"
+#include "conf_image.h"
+#include "rules_match.h"
+
+/* The header is written by conf_image_write; patches start after it. */
+#define HEADER 128
+
+static char conf_file[64], image[80];
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	(void)argc;
+	(void)argv;
+	/* tmpfs: the writer's fsync costs nothing there */
+	snprintf(conf_file, sizeof(conf_file), "/dev/shm/fuzz-image-%d.conf",
+		 (int)getpid());
+	snprintf(image, sizeof(image), "%s.compiled", conf_file);
+	return 0;
+}
+
+static char *dump(const struct conf *c)
+{
+	char *buf = NULL;
+	size_t len;
+	FILE *f = open_memstream(&buf, &len);
+
+	conf_dump(c, f);
+	fclose(f);
+	return buf;
+}
+
+static void exercise(const struct conf *c)
+{
+	struct sockaddr_storage cl, dst;
+	struct verdict v;
+
+	free(dump(c));
+	addr_parse_literal("192.0.2.1", &cl);
+	addr_parse_literal("198.51.100.1", &dst);
+	addr_set_port(&dst, 443);
+	struct facts f = { .client = &cl, .local = &cl, .client_port_known = true,
+			   .local_port_known = true, .version = 5,
+			   .command = CMD_CONNECT, .dest = &dst,
+			   .dest_name = "a.example.com", .dest_port = 443,
+			   .dest_port_known = true, .method = METHOD_USERNAME,
+			   .user = "u" };
+	rules_decide_client(c, &f, &v);
+	rules_decide_socks(c, &f, &v);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	const uint8_t *nul = memchr(data, 0, size);
+	size_t text_len = nul ? (size_t)(nul - data) : size;
+	struct conf_diags d;
+	char err[300], why[300];
+	struct conf *c = conf_parse_buffer(conf_file, (const char *)data, text_len,
+					   &d);
+
+	conf_diags_free(&d);
+	if (!c)
+		return 0;
+	/* a rules file for the image to be current against (both files are
+	 * removed before returning: nothing is left when the run ends) */
+	struct stat conf_st;
+	int cfd = open(conf_file, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (cfd < 0 || write(cfd, "#\n", 2) != 2 || fstat(cfd, &conf_st) ||
+	    close(cfd))
+		abort();
+	if (conf_image_write(c, &conf_st, image, err, sizeof(err)))
+		abort();
+	size_t npatch = nul ? (size - text_len - 1) / 3 : 0;
+	int fd = open(image, O_RDWR);
+	struct stat ist;
+	if (fd < 0 || fstat(fd, &ist))
+		abort();
+	size_t body = (size_t)ist.st_size - HEADER;
+	for (size_t i = 0; i < npatch && body; i++) {
+		const uint8_t *p = nul + 1 + 3 * i;
+		off_t at = HEADER + (off_t)(((size_t)p[0] | (size_t)p[1] << 8) % body);
+		if (pwrite(fd, &p[2], 1, at) != 1)
+			abort();
+	}
+	close(fd);
+	struct conf *img = conf_image_load(conf_file, image, why, sizeof(why));
+	if (!img && npatch == 0)
+		abort();                 /* a fresh image must load */
+	if (img) {
+		exercise(img);
+		if (npatch == 0) {       /* and say what the text says */
+			char *a = dump(c), *b = dump(img);
+			if (strcmp(a, b))
+				abort();
+			free(a);
+			free(b);
+		}
+	}
+	conf_free(img);
+	conf_free(c);
+	unlink(image);
+	unlink(conf_file);
+	return 0;
+}
