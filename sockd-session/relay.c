@@ -1,10 +1,13 @@
 /* splice relay.
  *
- * Each direction moves bytes socket -> pipe -> socket.  The loop waits
- * for input only while its pipe is empty and for output only while the
- * pipe holds data: a pipe's capacity counts page slots, not bytes, so a
- * pipe full of small segments refuses more input while reporting the
- * source readable, and polling the source then would spin. */
+ * Each direction moves bytes socket -> pipe -> socket.  While the pipe
+ * holds data the loop keeps reading into it, so that the source's receive
+ * window stays open while the destination is slow, until a read finds
+ * nothing to take; from then on it waits only for output until the pipe
+ * is empty.  It never polls the source while the pipe holds data: a
+ * pipe's capacity counts page slots, not bytes, so a pipe full of small
+ * segments refuses more input while the source polls readable, and the
+ * loop would spin. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -22,6 +25,8 @@ struct direction {
 	int pipe_r, pipe_w;
 	size_t in_pipe;
 	size_t cap;
+	bool drain;      /* a read into the non-empty pipe took nothing: no
+			    more reads until it is empty */
 	bool eof;        /* source said end of file */
 	bool shut;       /* passed on as shutdown(SHUT_WR) */
 	uint64_t bytes;
@@ -62,14 +67,16 @@ static int pump(struct direction *d)
 			if (n > 0) {
 				d->in_pipe -= (size_t)n;
 				d->bytes += (uint64_t)n;
+				if (d->in_pipe == 0)
+					d->drain = false;
 				moved = true;
 			} else if (n < 0 && errno != EAGAIN && errno != EINTR) {
 				return -1;
 			}
 		}
-		/* read only into an empty pipe: drain first, then refill */
-		if (!d->eof && d->in_pipe == 0) {
-			ssize_t n = splice(d->from, NULL, d->pipe_w, NULL, d->cap,
+		if (!d->eof && !d->drain && d->in_pipe < d->cap) {
+			ssize_t n = splice(d->from, NULL, d->pipe_w, NULL,
+					   d->cap - d->in_pipe,
 					   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 			if (n > 0) {
 				d->in_pipe += (size_t)n;
@@ -79,6 +86,8 @@ static int pump(struct direction *d)
 				moved = true;
 			} else if (errno != EAGAIN && errno != EINTR) {
 				return -1;
+			} else if (d->in_pipe > 0) {
+				d->drain = true;  /* no data, or no free slot */
 			}
 		}
 		if (d->eof && d->in_pipe == 0 && !d->shut) {
@@ -108,10 +117,12 @@ static short wanted(const struct direction *d, int fd)
 void relay_run(int client, int target, struct relay_pipes *p, int io_timeout,
 	       int fin_wait, struct relay_stats *st)
 {
-	struct direction up = { client, target, p->up[0], p->up[1], 0,
-				pipe_cap(p->up[1]), false, false, 0 };
-	struct direction down = { target, client, p->down[0], p->down[1], 0,
-				  pipe_cap(p->down[1]), false, false, 0 };
+	struct direction up = { .from = client, .to = target,
+				.pipe_r = p->up[0], .pipe_w = p->up[1],
+				.cap = pipe_cap(p->up[1]) };
+	struct direction down = { .from = target, .to = client,
+				  .pipe_r = p->down[0], .pipe_w = p->down[1],
+				  .cap = pipe_cap(p->down[1]) };
 	int64_t half_closed_at = 0;
 	bool hung_up[2] = { false, false };
 
