@@ -141,6 +141,9 @@ void log_set_debug(int level)
 	if (level <= 0)
 		return;
 	logs.debug = level;
+	/* stderr is the journal and already gets every line, debug too */
+	if (logs.journal >= 0)
+		return;
 	for (size_t i = 0; i < logs.nfds; i++)
 		if (logs.fds[i] == 2)
 			return;

@@ -106,10 +106,12 @@ static void take_connection(struct session *s)
 		log_msg(LOGL_ERROR, "activation: %s", err);
 		exit(EXIT_ACTIVATION);
 	}
-	addr_format(&s->cc.peer, s->client, sizeof(s->client));
-	addr_format(&s->cc.local, s->local, sizeof(s->local));
+	/* a dual-stack listener gives IPv4 clients as ::ffff:a.b.c.d: rules
+	 * and logs both see the plain IPv4 address */
 	addr_unmap(&s->cc.peer);
 	addr_unmap(&s->cc.local);
+	addr_format(&s->cc.peer, s->client, sizeof(s->client));
+	addr_format(&s->cc.local, s->local, sizeof(s->local));
 	addr_ntop(&s->cc.peer, s->client_ip, sizeof(s->client_ip));
 	strcpy(s->user, "-");
 }

@@ -79,21 +79,46 @@ def client_bytes_are_escaped():
 
 
 @test
-def journal_structured_fields():
+def dual_stack_listener_logs_plain_ipv4():
+    # systemd's ListenStream=1080 is a dual-stack socket: an IPv4 client
+    # arrives as ::ffff:127.0.0.1 and must be logged (and matched) as IPv4
+    d = tmpdir()
+    conf, log = make_conf(d, rules='client pass { from: 127.0.0.0/8 to: 0/0 }\n'
+                          'socks pass { from: 127.0.0.0/8 to: 0/0 log: connect }\n')
+    t = Target(h_echo)
+    with Server(conf, host='::') as s:
+        c = RawClient(('127.0.0.1', s.port))
+        c.send(b'\x05\x01\x00')
+        is_(c.recv_exact(2), b'\x05\x00', 'IPv4 client of a dual-stack listener: method none')
+        c.send(b'\x05\x01\x00\x01' + bytes([127, 0, 0, 1]) + t.port.to_bytes(2, 'big'))
+        is_(c.recv_exact(10)[1], 0, 'CONNECT granted by the IPv4 rules')
+        c.close()
+        s.wait_exit_codes(1)
+    text = wait_for(lambda: 'pass client=' in open(log).read() and open(log).read(), 5) or ''
+    like(text, r'pass client=127\.0\.0\.1\.\d+ local=127\.0\.0\.1\.\d+ ', 'logged as plain IPv4')
+    unlike(text, r'ffff', 'no IPv4-mapped form in the log')
+
+
+def journal_run(debug=False):
+    """One relayed connection with stderr being "the journal" (a fake
+    journal socket); returns the entries received and the plain stderr."""
     import socket as S
     d = tmpdir()
     jpath = os.path.join(d, 'journal.sock')
     j = S.socket(S.AF_UNIX, S.SOCK_DGRAM)
     j.bind(jpath)
-    j.settimeout(5)
+    j.settimeout(2)
     defer(j.close)
     os.chmod(jpath, 0o666)
     conf, log = make_conf(d, text=conf_text('stderr', rules='client pass { from: 0/0 to: 0/0 }\n'
                                             'socks pass { from: 0/0 to: 0/0 log: connect disconnect }\n'))
     errfile = os.path.join(d, 'stderr')
+    if debug:  # the session then logs at debug which rules it loaded
+        r = run([os.path.join(BUILD, 'sockd-check', 'sockd-check'), '-f', conf, '--compile'])
+        is_(r.returncode, 0, 'rules compiled', r.stderr)
     # stderr is "the journal" when JOURNAL_STREAM names it, as systemd sets it
     script = ('exec 2>>%s; JOURNAL_STREAM=$(stat -c %%d:%%i %s); export JOURNAL_STREAM; '
-              'exec %s -f %s' % (errfile, errfile, SESSION_BIN, conf))
+              'exec %s %s-f %s' % (errfile, errfile, SESSION_BIN, '-d ' if debug else '', conf))
     t = Target(h_echo)
     with Server(conf, binary='/bin/sh', args=['-c', script],
                 env={'SOCKD_JOURNAL_SOCKET': jpath}) as s:
@@ -101,10 +126,16 @@ def journal_structured_fields():
         s.wait_exit_codes(1)
     entries = []
     try:
-        while len(entries) < 2:
+        while len(entries) < 50:
             entries.append(dict(l.split('=', 1) for l in j.recv(65536).decode().split('\n') if '=' in l))
     except OSError:
         pass
+    return entries, open(errfile).read()
+
+
+@test
+def journal_structured_fields():
+    entries, stderr = journal_run()
     is_(len(entries), 2, 'two journal entries: start and end')
     e = entries[0] if entries else {}
     is_(e.get('SOCKD_EVENT'), 'pass', 'SOCKD_EVENT=pass')
@@ -117,7 +148,17 @@ def journal_structured_fields():
     e = entries[1] if len(entries) > 1 else {}
     is_(e.get('SOCKD_BYTES_FROM_CLIENT'), '2', 'SOCKD_BYTES_FROM_CLIENT on the end entry')
     ok('SOCKD_DURATION_MS' in e and e.get('SOCKD_REASON'), 'duration and reason fields')
-    is_(open(errfile).read().count('info: pass'), 0, 'no plain duplicate on stderr')
+    is_(stderr.count('info: pass'), 0, 'no plain duplicate on stderr')
 
+
+@test
+def journal_debug_once():
+    # -d under systemd: debug entries go to the journal like the rest, and
+    # nothing is written a second time as plain stderr lines
+    entries, stderr = journal_run(debug=True)
+    ok(any(e.get('PRIORITY') == '7' and e.get('MESSAGE', '').startswith('rules: ')
+           for e in entries), 'debug entries reach the journal', [e.get('MESSAGE') for e in entries])
+    ok(any(e.get('SOCKD_EVENT') == 'pass' for e in entries), 'and the pass entry')
+    is_(stderr, '', 'nothing on plain stderr: every line once')
 
 main()
