@@ -197,9 +197,15 @@ fuzz: fuzz-build
 
 # Benchmarks against Dante, microsocks and a direct connection (issue 7);
 # writes bench/RESULTS.md.  Not part of check.
-.PHONY: bench burst
+.PHONY: bench burst soak
 bench:
 	bench/run
+
+# Load and faults (issue 8): 1 000 concurrent checksummed sessions, then
+# resets, a target that never answers or never reads, kill -9 of one
+# session among 50; writes bench/SOAK.md.
+soak:
+	bench/soak
 
 # The shipped sockd.socket under a real systemd (a systemd-nspawn container
 # of Debian bookworm): a burst of 500 connections in one second must not

@@ -201,7 +201,7 @@ static const char *relay_datagrams(struct udp_assoc *u, int idle)
 
 int cmd_udp_associate(struct session *s)
 {
-	static struct udp_assoc u;
+	struct udp_assoc *u;
 	struct facts f;
 	struct verdict v;
 	int64_t deadline = session_reply_deadline(s);
@@ -226,31 +226,38 @@ int cmd_udp_associate(struct session *s)
 	/* the rule that logs the association: the one that passed it, or
 	 * when that depends on the datagrams, the client rule */
 	const struct rule *rule = m == MATCH_YES ? v.rule : s->client_rule;
-	u.s = s;
-	u.out[0] = u.out[1] = -1;
+	/* 64 KiB of datagram buffer: allocated, not static, so that only UDP
+	 * sessions map it and it pushes no other variable onto a page of its own */
+	u = calloc(1, sizeof(*u));
+	if (!u) {
+		negotiate_reply(s->cc.fd, 5, REP_GENERAL_FAILURE, NULL, deadline);
+		session_end(s, "fail", rule, 1, "UDP relay: out of memory");
+	}
+	u->s = s;
+	u->out[0] = u->out[1] = -1;
 	/* the client's announced address; 0.0.0.0:0 or a name: from the
 	 * client's own IP, port fixed by its first datagram */
-	u.client = s->cc.peer;
-	addr_set_port(&u.client, 0);
+	u->client = s->cc.peer;
+	addr_set_port(&u->client, 0);
 	if (s->neg.req.atyp != SOCKS5_ATYP_NAME && !addr_is_any(&s->neg.req.addr) &&
 	    s->neg.req.port) {
 		struct sockaddr_storage ip = s->neg.req.addr;
 		addr_set_port(&ip, 0);
-		if (addr_equal(&ip, &u.client)) {
-			u.client = s->neg.req.addr;
-			u.client_port_known = true;
+		if (addr_equal(&ip, &u->client)) {
+			u->client = s->neg.req.addr;
+			u->client_port_known = true;
 		}
 	} else if (s->neg.req.port) {
-		addr_set_port(&u.client, s->neg.req.port);
-		u.client_port_known = true;
+		addr_set_port(&u->client, s->neg.req.port);
+		u->client_port_known = true;
 	}
-	u.cfd = socket(bound.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	u->cfd = socket(bound.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	socklen_t blen = sizeof(bound);
 	const struct rule *pr = m == MATCH_YES ? v.rule
 			      : rules_first_possible_pass(s->conf, &f);
-	if (u.cfd < 0 || bind_in_range(u.cfd, &bound, pr ? pr->udp_port_lo : 0,
+	if (u->cfd < 0 || bind_in_range(u->cfd, &bound, pr ? pr->udp_port_lo : 0,
 				       pr ? pr->udp_port_hi : 0) < 0 ||
-	    getsockname(u.cfd, (struct sockaddr *)&bound, &blen) < 0) {
+	    getsockname(u->cfd, (struct sockaddr *)&bound, &blen) < 0) {
 		snprintf(text, sizeof(text), "UDP relay socket: %s", strerror(errno));
 		negotiate_reply(s->cc.fd, 5, REP_GENERAL_FAILURE, NULL, deadline);
 		session_end(s, "fail", rule, 1, text);
@@ -258,13 +265,14 @@ int cmd_udp_associate(struct session *s)
 	addr_unmap(&bound);
 	if (negotiate_reply(s->cc.fd, 5, REP_SUCCEEDED, &bound, deadline))
 		session_end(s, "fail", rule, 0, "client went away");
-	session_log_start(s, rule, "udpassociate", &u.client, &bound);
+	session_log_start(s, rule, "udpassociate", &u->client, &bound);
 	session_sandbox(s, SANDBOX_UDP);
-	const char *why = relay_datagrams(&u, CONF_TIMEOUT(s->conf, rule, io_udp));
-	close(u.cfd);   /* the relay port is gone with the control connection */
-	if (u.dropped)
+	const char *why = relay_datagrams(u, CONF_TIMEOUT(s->conf, rule, io_udp));
+	close(u->cfd);   /* the relay port is gone with the control connection */
+	if (u->dropped)
 		log_msg(LOGL_DEBUG, "client=%s udp datagrams dropped=%lu",
-			s->client, u.dropped);
-	session_log_end(s, rule, &u.client, u.from_client, u.to_client, why);
+			s->client, u->dropped);
+	session_log_end(s, rule, &u->client, u->from_client, u->to_client, why);
+	free(u);
 	return EXIT_RELAYED;
 }

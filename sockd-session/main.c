@@ -280,7 +280,10 @@ static int run_command(struct session *s)
 
 int main(int argc, char **argv)
 {
-	struct session s = { 0 };
+	/* static, not on main's stack: 3 KiB less between the top of the
+	 * stack and the relay's frames, a page less per idle session on
+	 * average (.bss has room for it on the page it already dirties) */
+	static struct session s;
 	char err[200];
 	int debug = 0;
 

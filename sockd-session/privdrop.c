@@ -11,11 +11,36 @@
 
 #include "privdrop.h"
 
+/* NAME in /etc/passwd, read directly: NSS, which getpwnam(3) loads, stays
+ * in every session's memory (its configuration, modules and buffers)
+ * until the session ends.  NULL when it is not there. */
+static struct passwd *local_user(const char *name, struct passwd *pw,
+				 char *buf, size_t len)
+{
+	char fbuf[1024];
+	struct passwd *found = NULL;
+	FILE *f = fopen("/etc/passwd", "re");
+
+	if (!f)
+		return NULL;
+	setvbuf(f, fbuf, _IOFBF, sizeof(fbuf));
+	while (fgetpwent_r(f, pw, buf, len, &found) == 0)
+		if (!strcmp(pw->pw_name, name))
+			break;
+	fclose(f);
+	return found && !strcmp(found->pw_name, name) ? found : NULL;
+}
+
 int privdrop_lookup(const char *user, struct privdrop_target *t, char *err,
 		    size_t errlen)
 {
 	const char *name = user ? user : "nobody";
-	struct passwd *pw = getpwnam(name);
+	struct passwd pwbuf;
+	char buf[1024];
+	struct passwd *pw = local_user(name, &pwbuf, buf, sizeof(buf));
+
+	if (!pw)
+		pw = getpwnam(name);   /* not local: NSS (LDAP, sssd, ...) */
 
 	if (!pw) {
 		snprintf(err, errlen, "user.unprivileged: no user \"%s\"", name);

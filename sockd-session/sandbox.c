@@ -62,10 +62,12 @@ static const int udp_calls[] = {
 };
 #endif
 
-static const char *const names[] = {
-	[SYS_execve] = "execve", [SYS_socket] = "socket",
-	[SYS_openat] = "openat", [SYS_connect] = "connect",
-	[SYS_ptrace] = "ptrace", [SYS_clone] = "clone",
+/* names in place, not pointers: a table of pointers would be relocated at
+ * start, and dirty a page of its own in every session */
+static const struct { int nr; char name[8]; } names[] = {
+	{ SYS_execve, "execve" }, { SYS_socket, "socket" },
+	{ SYS_openat, "openat" }, { SYS_connect, "connect" },
+	{ SYS_ptrace, "ptrace" }, { SYS_clone, "clone" },
 };
 
 static int log_targets[8];
@@ -76,8 +78,10 @@ static void on_sigsys(int sig, siginfo_t *si, void *uc)
 {
 	char msg[160];
 	int nr = si->si_syscall;
-	const char *name = nr >= 0 && (size_t)nr < sizeof(names) / sizeof(names[0]) &&
-			   names[nr] ? names[nr] : "?";
+	const char *name = "?";
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (names[i].nr == nr)
+			name = names[i].name;
 	(void)sig;
 	(void)uc;
 	int n = snprintf(msg, sizeof(msg), "sockd-session[%ld]: error: sandbox: "

@@ -1,7 +1,11 @@
 /* Session-wide helpers: rule locations, refusals, log lines, the relay. */
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "gss.h"
 #include "log.h"
@@ -79,15 +83,24 @@ void session_log_start(const struct session *s, const struct rule *r,
 		userid);
 }
 
-void session_log_end(const struct session *s, const struct rule *r,
-		     const struct sockaddr_storage *dest, uint64_t from_client,
-		     uint64_t to_client, const char *reason)
+/* WHERE: the rule's session_rule_where(), NULL when it logs no end. */
+static const char *end_where(const struct session *s, const struct rule *r,
+			     char *where, size_t len)
 {
-	char where[300], d[ADDR_STRLEN];
-
 	if (!r || !(r->log & LOG_DISCONNECT))
+		return NULL;
+	session_rule_where(s, r, where, len);
+	return where;
+}
+
+static void log_end(const struct session *s, const char *where,
+		    const struct sockaddr_storage *dest, uint64_t from_client,
+		    uint64_t to_client, const char *reason)
+{
+	char d[ADDR_STRLEN];
+
+	if (!where)
 		return;
-	session_rule_where(s, r, where, sizeof(where));
 	addr_format(dest, d, sizeof(d));
 	log_msg(LOGL_INFO, "end client=%s method=%s user=%s rule=%s dest=%s "
 		"bytes_from_client=%llu bytes_to_client=%llu duration_ms=%lld "
@@ -95,6 +108,30 @@ void session_log_end(const struct session *s, const struct rule *r,
 		where, d, (unsigned long long)from_client,
 		(unsigned long long)to_client,
 		(long long)(netio_now_ms() - s->started), reason);
+}
+
+void session_log_end(const struct session *s, const struct rule *r,
+		     const struct sockaddr_storage *dest, uint64_t from_client,
+		     uint64_t to_client, const char *reason)
+{
+	char where[300];
+
+	log_end(s, end_where(s, r, where, sizeof(where)), dest, from_client,
+		to_client, reason);
+}
+
+/* The set-up ran deep (rules, logging, the seccomp program); the relay
+ * runs shallow, maybe for hours: the stack pages below this frame go back
+ * to the kernel (touched again, they read as zeroes).  The range stops
+ * short of what madvise's own call pushes; below the stack's mapping lies
+ * the kernel's stack guard gap, where nothing is mapped. */
+static __attribute__((noinline)) void release_stack(void)
+{
+	const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t end = ((uintptr_t)__builtin_frame_address(0) - 256) & ~(page - 1);
+	size_t span = 64 * page;
+
+	(void)madvise((void *)(end - span), span, MADV_DONTNEED);
 }
 
 void session_sandbox(const struct session *s, enum sandbox_profile p)
@@ -107,6 +144,10 @@ void session_sandbox(const struct session *s, enum sandbox_profile p)
 		log_msg(LOGL_ERROR, "client=%s sandbox: %s", s->client, err);
 		exit(EXIT_REFUSED);
 	}
+	/* what the set-up freed (rules text, stdio and NSS buffers) goes
+	 * back to the kernel: a session may idle for hours */
+	malloc_trim(0);
+	release_stack();
 }
 
 void session_relay(struct session *s, const struct rule *r, int target,
@@ -114,21 +155,27 @@ void session_relay(struct session *s, const struct rule *r, int target,
 		   const struct sockaddr_storage *bound)
 {
 	int io = CONF_TIMEOUT(s->conf, r, io_tcp);
+	int fin_wait = CONF_TIMEOUT(s->conf, r, tcp_fin_wait);
+	char buf[300];
+	const char *where = end_where(s, r, buf, sizeof(buf));
 
 	session_log_start(s, r, command, dest, bound);
+	/* A TCP relay decides nothing more: the rules (a few hundred bytes
+	 * each) need not stay in memory while it runs. */
+	conf_free(s->conf);
+	s->conf = NULL;
+	s->client_rule = NULL;
+	s->auth = (struct auth_ctx){ 0 };   /* its names were the rules' */
 	session_sandbox(s, SANDBOX_TCP);
 	if (s->neg.gss && gss_level(s->neg.gss) >= GSS_LEVEL_INTEGRITY) {
 		/* protected data cannot be spliced: wrap and unwrap */
 		struct gss_relay_stats gs;
 		gss_relay_run(s->neg.gss, s->cc.fd, target, s->neg.early,
-			      s->neg.nearly, io,
-			      CONF_TIMEOUT(s->conf, r, tcp_fin_wait), &gs);
-		session_log_end(s, r, dest, gs.from_client, gs.to_client,
-				gs.reason);
+			      s->neg.nearly, io, fin_wait, &gs);
+		log_end(s, where, dest, gs.from_client, gs.to_client, gs.reason);
 		return;
 	}
 	struct relay_stats st;
-	relay_run(s->cc.fd, target, &s->pipes, io,
-		  CONF_TIMEOUT(s->conf, r, tcp_fin_wait), &st);
-	session_log_end(s, r, dest, st.from_client, st.to_client, st.reason);
+	relay_run(s->cc.fd, target, &s->pipes, io, fin_wait, &st);
+	log_end(s, where, dest, st.from_client, st.to_client, st.reason);
 }

@@ -106,4 +106,55 @@ def xinetd():
     check_relaying_process(Xinetd(conf), 'xinetd')
 
 
+
+NSS_WRAPPER = '/usr/lib/x86_64-linux-gnu/libnss_wrapper.so'
+
+
+def nss_only_user_server(d, user):
+    """A Server whose sessions see, through NSS (nss_wrapper), a user
+    "sockdnss" (uid/gid 42424) that /etc/passwd does not have."""
+    with open(os.path.join(d, 'passwd'), 'w') as fh:
+        fh.write('sockdnss:x:42424:42424:nss only:/nonexistent:/usr/sbin/nologin\n')
+    with open(os.path.join(d, 'group'), 'w') as fh:
+        fh.write('sockdnss:x:42424:\n')
+    for f in ('passwd', 'group'):
+        os.chmod(os.path.join(d, f), 0o644)
+    conf, log = make_conf(d, text=conf_text(os.path.join(d, 'sockd.log'))
+                          .replace('user.unprivileged: nobody', 'user.unprivileged: ' + user))
+    env = {'LD_PRELOAD': NSS_WRAPPER, 'NSS_WRAPPER_PASSWD': os.path.join(d, 'passwd'),
+           'NSS_WRAPPER_GROUP': os.path.join(d, 'group')}
+    return Server(conf, env=env), log
+
+
+@test
+def unprivileged_user_from_nss():
+    # user.unprivileged is read from /etc/passwd first; a user that only
+    # NSS knows (LDAP, sssd: here nss_wrapper) is still found
+    if not os.path.exists(NSS_WRAPPER):
+        skip('libnss-wrapper is not installed (t/deps.sh test installs it)', 3)
+        return
+    ok(not [l for l in open('/etc/passwd') if l.startswith('sockdnss:')],
+       'the user is not in /etc/passwd')
+    d = tmpdir()
+    s, log = nss_only_user_server(d, 'sockdnss')
+    target = Target(h_echo)
+    c, m, rep = socks_connect(s.addr, '127.0.0.1', target.port)
+    is_(rep.rep, 0, 'NSS-only user.unprivileged: CONNECT succeeds')
+    c.send(b'hold')
+    is_(c.recv_exact(4), b'hold', 'relaying')
+    pids = wait_for(s.sessions, 5) or []
+    st = proc_status(pids[0]) if pids else {}
+    is_((st or {}).get('Uid', '').split(), ['42424'] * 4, 'runs as the NSS user (uid 42424)')
+    is_((st or {}).get('Gid', '').split(), ['42424'] * 4, 'and its group')
+    c.close()
+    s2, log2 = nss_only_user_server(tmpdir(), 'sockdnobody')
+    c = RawClient(s2.addr)
+    c.send(b'\x05\x01\x00')
+    data, how = c.recv_until_eof(5)
+    ok(how in ('eof', 'reset') and data == b'', 'a user neither has: closed before any reply',
+       data, how)
+    is_(s2.wait_exit_codes(1), [4], 'exit status 4 (privilege drop)')
+    like(open(log2).read(), r'user\.unprivileged: no user "sockdnobody"', 'and logged')
+
+
 main(time_limit=60)

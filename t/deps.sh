@@ -6,7 +6,7 @@ set -eu
 
 build="gcc make libc6-dev pkg-config libsystemd-dev libpam0g-dev libkrb5-dev systemd"
 test="$build perl python3 curl ncat xinetd iproute2 util-linux mandoc man-db procps krb5-kdc krb5-user krb5-admin-server python3-gssapi
-	passwd libpam-modules libpam-wrapper proxychains4
+	passwd libpam-modules libpam-wrapper libnss-wrapper proxychains4
 	dante-client socat python3-socks
 	clang libfuzzer-14-dev libclang-rt-14-dev
 	dpkg-dev debhelper lintian fakeroot adduser git"
