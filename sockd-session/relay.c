@@ -28,6 +28,8 @@ struct direction {
 	bool drain;      /* a read into the non-empty pipe took nothing: no
 			    more reads until it is empty */
 	bool eof;        /* source said end of file */
+	bool fin_in;     /* the source's FIN has arrived (maybe behind bytes
+			    we have not read yet) */
 	bool shut;       /* passed on as shutdown(SHUT_WR) */
 	uint64_t bytes;
 };
@@ -105,13 +107,21 @@ static int pump(struct direction *d)
 
 static short wanted(const struct direction *d, int fd)
 {
+	short ev = 0;
+
 	if (d->shut)
 		return 0;
+	/* the source's FIN, even while we take nothing from it: a pipe
+	 * that cannot drain must not hide that the source is done (the
+	 * fin-wait clock starts then); asked until it came, since it
+	 * stays raised */
+	if (fd == d->from && !d->fin_in)
+		ev |= POLLRDHUP;
 	if (d->in_pipe > 0)
-		return fd == d->to ? POLLOUT : 0;
-	if (!d->eof)
-		return fd == d->from ? POLLIN : 0;
-	return 0;
+		return (short)(ev | (fd == d->to ? POLLOUT : 0));
+	if (!d->eof && fd == d->from)
+		ev |= POLLIN;
+	return ev;
 }
 
 void relay_run(int client, int target, struct relay_pipes *p, int io_timeout,
@@ -138,7 +148,11 @@ void relay_run(int client, int target, struct relay_pipes *p, int io_timeout,
 			st->reason = "both sides closed";
 			break;
 		}
-		int timeout = netio_relay_timeout(io_timeout, up.shut || down.shut,
+		up.fin_in |= up.eof;
+		down.fin_in |= down.eof;
+		int timeout = netio_relay_timeout(io_timeout,
+						  up.shut || down.shut ||
+						  up.fin_in || down.fin_in,
 						  fin_wait, &half_closed_at);
 		if (timeout == NETIO_FIN_WAIT_EXPIRED) {
 			st->reason = "timeout.tcp_fin_wait expired";
@@ -173,6 +187,10 @@ void relay_run(int client, int target, struct relay_pipes *p, int io_timeout,
 		for (int i = 0; i < 2; i++)
 			if (pfd[i].revents & POLLHUP)
 				hung_up[i] = true;
+		if (pfd[0].revents & POLLRDHUP)
+			up.fin_in = true;      /* the client's FIN */
+		if (pfd[1].revents & POLLRDHUP)
+			down.fin_in = true;    /* the target's FIN */
 		if (rc == 0 && !(half_closed_at && fin_wait > 0 &&
 				 netio_now_ms() - half_closed_at >= fin_wait * 1000)) {
 			st->reason = "timeout.io expired";
