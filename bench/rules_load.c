@@ -7,12 +7,18 @@
  * process's load on a VM (the text of 10 000 rules: 3 ms warm, 30 ms
  * fresh).  The page cache is warm, as it is for a busy proxy.
  *
+ * For scale it also times a TCP handshake on loopback (connect + accept,
+ * the yardstick issue 3 names), median over the same number of rounds.
+ *
  * usage: rules_load [N rules] [rounds] [work dir]
  *        rules_load --once text|image FILE    (one sample, in ns) */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -68,6 +74,23 @@ static int once(const char *mode, const char *file)
 	conf_free(c);
 	conf_diags_free(&d);
 	return 0;
+}
+
+/* One loopback handshake: connect() to a listener and accept() it, ns. */
+static long long handshake(int lfd, const struct sockaddr_in *a)
+{
+	int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	long long t0 = now_ns();
+
+	if (c < 0 || connect(c, (const struct sockaddr *)a, sizeof(*a)))
+		return -1;
+	int s = accept(lfd, NULL, NULL);
+	long long t = now_ns() - t0;
+	close(c);
+	if (s < 0)
+		return -1;
+	close(s);
+	return t;
 }
 
 static long long sample(const char *self, const char *mode, const char *file)
@@ -139,14 +162,32 @@ int main(int argc, char **argv)
 	conf_free(cc);
 	conf_diags_free(&d);
 
-	long long *t[2] = { calloc((size_t)rounds, sizeof(long long)),
+	long long *t[3] = { calloc((size_t)rounds, sizeof(long long)),
+			    calloc((size_t)rounds, sizeof(long long)),
 			    calloc((size_t)rounds, sizeof(long long)) };
 	static const char *const modes[2] = { "text", "image" };
 	int rc = 0;
-	for (int r = 0; r < rounds && !rc; r++)   /* interleaved: text, image */
+	struct sockaddr_in la = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t ll = sizeof(la);
+	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&la, sizeof(la)) ||
+	    listen(lfd, 16) || getsockname(lfd, (struct sockaddr *)&la, &ll))
+		rc = 1;
+	for (int r = 0; r < rounds && !rc; r++) {  /* interleaved */
 		for (int m = 0; m < 2 && !rc; m++)
 			if ((t[m][r] = sample(self, modes[m], path)) < 0)
 				rc = 1;
+		if (!rc && (t[2][r] = handshake(lfd, &la)) < 0)
+			rc = 1;
+	}
+	if (lfd >= 0)
+		close(lfd);
+	if (!rc) {
+		qsort(t[2], (size_t)rounds, sizeof(long long), cmp);
+		printf("loopback_handshake median=%.1f us min=%.1f us\n",
+		       t[2][rounds / 2] / 1e3, t[2][0] / 1e3);
+	}
 	for (int m = 0; m < 2 && !rc; m++) {
 		qsort(t[m], (size_t)rounds, sizeof(long long), cmp);
 		printf("rules=%d bytes=%zu rounds=%d from=%s load+decide "
@@ -158,6 +199,7 @@ int main(int argc, char **argv)
 	unlink(path);
 	free(t[0]);
 	free(t[1]);
+	free(t[2]);
 	free(text);
 	return rc;
 }
