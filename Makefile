@@ -27,7 +27,8 @@ HARDEN   := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE \
 CFLAGS   ?= -O2 -g
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(HARDEN) $(CFLAGS) \
              -Irules -Isockd-session -DSOCKD_VERSION='"$(VERSION)"' \
-             -DSOCKD_SYSCONFDIR='"$(SYSCONFDIR)"'
+             -DSOCKD_SYSCONFDIR='"$(SYSCONFDIR)"' \
+             -DSOCKD_RULES_HASH='"$(RULES_HASH)"'
 LDFLAGS_HARDEN := -pie -Wl,-z,relro,-z,now -Wl,--as-needed
 
 ifeq ($(SANITIZE),1)
@@ -40,6 +41,11 @@ CFLAGS   := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
 # it on first use.
 LDFLAGS_HARDEN := -pie -fsanitize=address,undefined -Wl,--no-as-needed -lcrypt
 endif
+
+# A compiled rules image names the build of the rules engine that wrote it
+# (rules/conf_image.c): a hash of its sources, so that an image is never
+# read by a parser that changed, even within one version.
+RULES_HASH := $(shell cat rules/*.c rules/*.h 2>/dev/null | sha256sum | cut -c1-16)
 
 # The rules engine: one archive that both programs link (never two copies).
 RULES_SRC := rules/conf_lex.c rules/conf_parse.c rules/conf_dump.c \
@@ -76,6 +82,8 @@ all: $(SESSION_BIN) $(CHECK_BIN)
 $(O)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(O)/rules/conf_image.o: $(wildcard rules/*.c rules/*.h)
 
 $(RULES_LIB): $(RULES_OBJ)
 	@rm -f $@

@@ -1,7 +1,7 @@
 /* libFuzzer: the compiled rules image loader never trusts what it reads.
  *
  * An input is a rules text, optionally followed by a NUL and patches of
- * three bytes each (offset low, offset high, value) applied to the body
+ * four bytes each (offset, 24 bits little-endian; value) applied to the body
  * of the text's image: the fuzzer explores both what the writer produces
  * and what a damaged image holds, from plain rules files as seeds.  Every
  * load must be refused or give a conf that dumps and decides safely; an
@@ -19,8 +19,6 @@
 #include "conf_image.h"
 #include "rules_match.h"
 
-/* The header is written by conf_image_write; patches start after it. */
-#define HEADER 128
 
 static char conf_file[64], image[80];
 
@@ -89,19 +87,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	if (conf_image_write(c, &conf_st, image, err, sizeof(err)))
 		abort();
-	size_t npatch = nul ? (size - text_len - 1) / 3 : 0;
+	size_t npatch = nul ? (size - text_len - 1) / 4 : 0;
 	int fd = open(image, O_RDWR);
 	struct stat ist;
 	if (fd < 0 || fstat(fd, &ist))
 		abort();
-	size_t body = (size_t)ist.st_size - HEADER;
+	size_t header = conf_image_header_size();
+	size_t body = (size_t)ist.st_size - header;
 	for (size_t i = 0; i < npatch && body; i++) {
-		const uint8_t *p = nul + 1 + 3 * i;
-		off_t at = HEADER + (off_t)(((size_t)p[0] | (size_t)p[1] << 8) % body);
-		if (pwrite(fd, &p[2], 1, at) != 1)
+		const uint8_t *p = nul + 1 + 4 * i;
+		off_t at = (off_t)(header + (((size_t)p[0] | (size_t)p[1] << 8 |
+					      (size_t)p[2] << 16) % body));
+		if (pwrite(fd, &p[3], 1, at) != 1)
 			abort();
 	}
 	close(fd);
+	/* past the checksum, to the checks behind it */
+	if (npatch && conf_image_reseal(image))
+		abort();
 	struct conf *img = conf_image_load(conf_file, image, why, sizeof(why));
 	if (!img && npatch == 0)
 		abort();                 /* a fresh image must load */

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <net/if.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -26,22 +27,51 @@
 #ifndef SOCKD_VERSION
 #define SOCKD_VERSION "unversioned"  /* builds outside the Makefile (fuzz) */
 #endif
+/* The Makefile passes a hash of the rules engine's sources: a parser that
+ * changed within one version must not take an image of the old one. */
+#ifndef SOCKD_RULES_HASH
+#define SOCKD_RULES_HASH "nohash"
+#endif
+#define IMAGE_BUILD SOCKD_VERSION "+" SOCKD_RULES_HASH
 
 #define IMAGE_MAGIC "SOCKDIMG"
-#define IMAGE_FORMAT 1u
+#define IMAGE_FORMAT 2u
 #define IMAGE_MAX_BODY (256u << 20)
 
 struct image_header {
 	char magic[8];
 	uint32_t format;
 	uint32_t header_size;
-	char version[32];         /* SOCKD_VERSION of the writer */
+	char version[32];         /* IMAGE_BUILD of the writer */
 	uint64_t layout;          /* layout_fingerprint() of the writer */
 	uint64_t body_size, pool_start;
+	uint64_t body_sum;        /* body_checksum() of the body */
 	/* the rules file it was made from */
 	uint64_t dev, ino, size;
 	int64_t mtime_sec, mtime_nsec, ctime_sec, ctime_nsec;
+	uint64_t reserved;        /* keeps the header a multiple of 16 bytes */
 };
+
+/* A checksum of the body, against damage (a flipped bit in a rule's
+ * pass flag or address is in range and would pass every other check).
+ * Four lanes of multiply-add over 8-byte words: any single changed word
+ * changes the sum; about 0.1 ms for 10 000 rules.  Not a defence against
+ * someone who can write the file: ownership and mode are. */
+static uint64_t body_checksum(const char *p, size_t n)
+{
+	uint64_t lane[4] = { 1, 2, 3, 4 }, w;
+	size_t i = 0;
+
+	for (; i + 32 <= n; i += 32)
+		for (int k = 0; k < 4; k++) {
+			memcpy(&w, p + i + 8 * k, 8);
+			lane[k] = (lane[k] + w) * 0x9e3779b97f4a7c15ull;
+		}
+	for (; i < n; i++)
+		lane[0] = (lane[0] + (unsigned char)p[i]) * 0x100000001b3ull;
+	return lane[0] ^ (lane[1] << 1 | lane[1] >> 63) ^
+	       (lane[2] << 2 | lane[2] >> 62) ^ (lane[3] << 3 | lane[3] >> 61) ^ n;
+}
 
 /* Sizes and offsets of everything the image stores raw: a build whose
  * structures differ (another compiler, a new field) gets a different
@@ -80,6 +110,11 @@ static uint64_t layout_fingerprint(void)
 			h *= 1099511628211ull;
 		}
 	return h;
+}
+
+size_t conf_image_header_size(void)
+{
+	return sizeof(struct image_header);
 }
 
 int conf_image_path(const char *conf_file, char *buf, size_t len)
@@ -269,17 +304,18 @@ static bool same_identity(const struct image_header *h, const struct stat *st)
 	       h->ctime_sec == now.ctime_sec && h->ctime_nsec == now.ctime_nsec;
 }
 
-static void fill_header(struct image_header *h, size_t body, size_t pool,
-			const struct stat *st)
+static void fill_header(struct image_header *h, const char *body, size_t len,
+			size_t pool, const struct stat *st)
 {
 	memset(h, 0, sizeof(*h));
 	memcpy(h->magic, IMAGE_MAGIC, sizeof(h->magic));
 	h->format = IMAGE_FORMAT;
 	h->header_size = sizeof(*h);
-	snprintf(h->version, sizeof(h->version), "%s", SOCKD_VERSION);
+	snprintf(h->version, sizeof(h->version), "%s", IMAGE_BUILD);
 	h->layout = layout_fingerprint();
-	h->body_size = body;
+	h->body_size = len;
 	h->pool_start = pool;
+	h->body_sum = body_checksum(body, len);
 	fill_identity(h, st);
 }
 
@@ -312,7 +348,7 @@ int conf_image_write(const struct conf *c, const struct stat *source,
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	fill_header(&h, b.len, pool, source);
+	fill_header(&h, b.p, b.len, pool, source);
 	if (snprintf(tmp, sizeof(tmp), "%s.XXXXXX", image) >= (int)sizeof(tmp)) {
 		free(b.p);
 		snprintf(err, errlen, "%s: path too long", image);
@@ -324,8 +360,13 @@ int conf_image_write(const struct conf *c, const struct stat *source,
 		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
 		return -1;
 	}
-	/* readable as the rules file is, writable by its owner alone */
-	int rc = fchmod(fd, source->st_mode & 0644);
+	/* readable as the rules file is (its group too), writable by its
+	 * owner alone */
+	int rc = fchown(fd, (uid_t)-1, source->st_gid);
+	if (rc)
+		rc = fchmod(fd, source->st_mode & 0600);  /* not the group's */
+	else
+		rc = fchmod(fd, source->st_mode & 0644);
 	if (!rc)
 		rc = write_all(fd, &h, sizeof(h));
 	if (!rc)
@@ -418,10 +459,17 @@ static bool valid_methods(const struct method_list *m)
 	return true;
 }
 
+/* The parser's bounds: -1 (rules: not set) or 0 .. 100000000 seconds. */
+static bool valid_timeout(int v, int min)
+{
+	return v >= min && v <= 100000000;
+}
+
 static bool valid_timeouts(const struct timeouts *t, int min)
 {
-	return t->negotiate >= min && t->connect >= min && t->io_tcp >= min &&
-	       t->io_udp >= min && t->tcp_fin_wait >= min;
+	return valid_timeout(t->negotiate, min) && valid_timeout(t->connect, min) &&
+	       valid_timeout(t->io_tcp, min) && valid_timeout(t->io_udp, min) &&
+	       valid_timeout(t->tcp_fin_wait, min);
 }
 
 static bool rel_addr(struct loader *l, struct rule_addr *a)
@@ -462,7 +510,10 @@ static bool rel_targets(struct loader *l, struct log_target *t, size_t n)
 
 static bool rel_rule(struct loader *l, struct rule *r, enum rule_set set)
 {
-	return r->set == set && valid_flag(&r->pass) &&
+	bool ports = (r->udp_port_lo == 0 && r->udp_port_hi == 0) ||
+		     (r->udp_port_lo != 0 && r->udp_port_lo <= r->udp_port_hi);
+
+	return r->set == set && ports && valid_flag(&r->pass) &&
 	       valid_flag(&r->necgssapi) && r->commands <= CMD_ALL &&
 	       r->protocols <= PROTO_ALL && r->proxyprotocols <= PXP_ALL &&
 	       r->pam_session >= -1 && r->pam_session <= 1 &&
@@ -531,6 +582,35 @@ static int read_exact(int fd, void *p, size_t n)
 		n -= (size_t)r;
 	}
 	return 0;
+}
+
+/* A bare word in from:/to: is an interface when this host has one of that
+ * name, else a host name (conf_parse.c).  The image froze that decision
+ * when it was compiled, perhaps at boot before a tun0 or wg0 existed: it
+ * holds only while every such word still means the same.  Returns the
+ * first word that changed, or NULL. */
+static const char *interface_drift(const struct rule_addr *a)
+{
+	if (a->kind == ADDR_IFNAME)
+		return if_nametoindex(a->name) ? NULL : a->name;
+	if (a->kind == ADDR_HOST && !strchr(a->name, '.') &&
+	    strlen(a->name) < IF_NAMESIZE && if_nametoindex(a->name))
+		return a->name;
+	return NULL;
+}
+
+static const char *names_drift(const struct conf *c)
+{
+	const char *w = NULL;
+
+	for (size_t i = 0; !w && i < c->nexternal; i++)
+		w = interface_drift(&c->external[i]);
+	for (size_t i = 0; !w && i < c->nclient + c->nsocks; i++) {
+		w = interface_drift(&c->rules[i].from);
+		if (!w)
+			w = interface_drift(&c->rules[i].to);
+	}
+	return w;
 }
 
 /* Why not: the first check that fails, for the log. */
@@ -603,12 +683,24 @@ static struct conf *load_body(int fd, const struct image_header *h,
 		free_body(base, mapped);
 		return WHY("truncated");
 	}
+	if (body_checksum(base, body) != h->body_sum) {
+		free_body(base, mapped);
+		return WHY("damaged (checksum)");
+	}
 	struct loader l = { .base = base, .pool = (size_t)h->pool_start,
 			    .size = body };
 	struct conf *c = relocate(&l);
 	if (!c) {
 		free_body(base, mapped);
 		return WHY("corrupt");
+	}
+	const char *drift = names_drift(c);
+	if (drift) {
+		snprintf(why, whylen, "\"%s\" changed between interface and "
+			 "host name since it was compiled; compile it again",
+			 drift);
+		free_body(base, mapped);
+		return NULL;
 	}
 	/* name the file as this caller does, as conf_load would */
 	c->file = memcpy(base + body, conf_file, name);
@@ -631,14 +723,17 @@ struct conf *conf_image_load(const char *conf_file, const char *image,
 		return errno == ENOENT ? NULL : WHY("%s", strerror(errno));
 	if (fstat(fd, &ist) || !S_ISREG(ist.st_mode))
 		c = WHY("not a regular file");
-	else if (ist.st_uid != geteuid() || (ist.st_mode & 022))
-		c = WHY("not owned by uid %u alone (writable by group or others)",
-			(unsigned)geteuid());
+	else if (ist.st_uid != 0 && ist.st_uid != geteuid())
+		c = WHY("owned by uid %u, not by root or uid %u",
+			(unsigned)ist.st_uid, (unsigned)geteuid());
+	else if (ist.st_mode & 022)
+		c = WHY("writable by group or others (mode %o)",
+			(unsigned)(ist.st_mode & 07777));
 	else if (read_exact(fd, &h, sizeof(h)) ||
 		 memcmp(h.magic, IMAGE_MAGIC, sizeof(h.magic)))
 		c = WHY("not a sockd rules image");
 	else if (h.format != IMAGE_FORMAT || h.header_size != sizeof(h) ||
-		 strncmp(h.version, SOCKD_VERSION, sizeof(h.version)) ||
+		 strncmp(h.version, IMAGE_BUILD, sizeof(h.version)) ||
 		 h.layout != layout_fingerprint())
 		c = WHY("made by another build (%.32s); compile it again",
 			h.version);
@@ -652,6 +747,29 @@ struct conf *conf_image_load(const char *conf_file, const char *image,
 		c = load_body(fd, &h, conf_file, why, whylen);
 	close(fd);
 	return c;
+}
+
+int conf_image_reseal(const char *image)
+{
+	struct image_header h;
+	struct stat st;
+	int fd = open(image, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	int rc = -1;
+
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st) == 0 && (size_t)st.st_size >= sizeof(h) &&
+	    read_exact(fd, &h, sizeof(h)) == 0) {
+		size_t n = (size_t)st.st_size - sizeof(h);
+		char *body = malloc(n ? n : 1);
+		if (body && read_exact(fd, body, n) == 0) {
+			h.body_sum = body_checksum(body, n);
+			rc = pwrite(fd, &h, sizeof(h), 0) == (ssize_t)sizeof(h) ? 0 : -1;
+		}
+		free(body);
+	}
+	close(fd);
+	return rc;
 }
 
 struct conf *conf_open(const char *conf_file, struct conf_diags *diags,
@@ -678,7 +796,7 @@ struct conf *conf_open(const char *conf_file, struct conf_diags *diags,
  * file gets a later change time, so the image cannot match an edited file
  * that happens to keep its size.  Filesystems that keep whole seconds
  * only (no nanoseconds in either time) get a whole second of margin. */
-static void wait_past_ctime(const struct stat *st)
+static bool wait_past_ctime(const struct stat *st)
 {
 	bool coarse = st->st_ctim.tv_nsec == 0 && st->st_mtim.tv_nsec == 0;
 	struct timespec limit = st->st_ctim;
@@ -690,9 +808,10 @@ static void wait_past_ctime(const struct stat *st)
 		clock_gettime(CLOCK_REALTIME_COARSE, &now);
 		if (now.tv_sec > limit.tv_sec ||
 		    (now.tv_sec == limit.tv_sec && now.tv_nsec > limit.tv_nsec))
-			return;
+			return true;
 		nanosleep(&(struct timespec){ 0, 10 * 1000 * 1000 }, NULL);
 	}
+	return false;  /* a change time in the future: the clock was set back */
 }
 
 struct conf *conf_image_compile(const char *conf_file, const char *image,
@@ -700,16 +819,24 @@ struct conf *conf_image_compile(const char *conf_file, const char *image,
 				size_t errlen)
 {
 	err[0] = '\0';
+	memset(diags, 0, sizeof(*diags));
 	for (int attempt = 0; attempt < 3; attempt++) {
 		struct stat before, after;
 		int fd = open(conf_file, O_RDONLY | O_CLOEXEC | O_NOCTTY |
 						O_NONBLOCK);
 		if (fd < 0 || fstat(fd, &before)) {
+			snprintf(err, errlen, "%s: %s", conf_file, strerror(errno));
 			if (fd >= 0)
 				close(fd);
-			return conf_load(conf_file, diags);  /* names the error */
+			return NULL;
 		}
-		wait_past_ctime(&before);
+		if (!wait_past_ctime(&before)) {
+			close(fd);
+			snprintf(err, errlen, "%s: its change time is in the future "
+				 "(was the clock set back?): not compiled",
+				 conf_file);
+			return NULL;
+		}
 		struct conf *c = conf_load_fd(fd, conf_file, diags);
 		int rc = fstat(fd, &after);
 		close(fd);

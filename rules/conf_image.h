@@ -28,6 +28,9 @@
 
 #include "conf.h"
 
+/* The size of an image's header; the body follows it. */
+size_t conf_image_header_size(void);
+
 /* FILE + ".compiled", into BUF.  Returns -1 when it does not fit. */
 int conf_image_path(const char *conf_file, char *buf, size_t len);
 
@@ -53,6 +56,10 @@ struct conf *conf_image_load(const char *conf_file, const char *image,
 
 /* Frees a conf that conf_image_load returned (conf_free calls it). */
 void conf_image_free(struct conf *c);
+
+/* For tests and fuzzing: recomputes the checksum of IMAGE after damage
+ * done on purpose, so that the checks behind it are reached.  0 or -1. */
+int conf_image_reseal(const char *image);
 
 /* What both programs call: the image when it is current, else the text
  * (conf_load).  *USED_IMAGE tells which; WHY says why the image was not

@@ -470,7 +470,7 @@ static int parse_addr_word(struct parser *p, const struct token *t,
 		}
 		ra->kind = ADDR_DOMAIN;
 	} else if (!strchr(buf, '.') && strlen(buf) < IF_NAMESIZE &&
-		   if_nametoindex(buf) != 0) {
+		   if_nametoindex(buf) != 0) {  /* (conf_image.c asks again) */
 		snprintf(canon, sizeof(canon), "%.*s", IF_NAMESIZE, buf);
 		ra->kind = ADDR_IFNAME;
 	} else {

@@ -176,7 +176,7 @@ static const char *relay_datagrams(struct udp_assoc *u, int idle)
 		struct pollfd p[4] = {
 			{ u->s->cc.fd, POLLIN, 0 }, { u->cfd, POLLIN, 0 },
 			{ u->out[0], POLLIN, 0 }, { u->out[1], POLLIN, 0 } };
-		int rc = poll(p, 4, idle > 0 ? idle * 1000 : -1);
+		int rc = poll(p, 4, netio_poll_ms(idle));
 		if (rc < 0 && errno == EINTR)
 			continue;
 		if (rc < 0)

@@ -1,5 +1,6 @@
 /* Deadline-bound I/O for the negotiation phase. */
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdint.h>
 #include <time.h>
@@ -84,10 +85,18 @@ int netio_write_all(int fd, const void *buf, size_t len, int64_t deadline)
 	return 0;
 }
 
+int netio_poll_ms(int seconds)
+{
+	if (seconds <= 0)
+		return -1;
+	int64_t ms = (int64_t)seconds * 1000;
+	return ms > INT_MAX ? INT_MAX : (int)ms;
+}
+
 int netio_relay_timeout(int io_timeout, int half_closed, int fin_wait,
 			int64_t *since)
 {
-	int timeout = io_timeout > 0 ? io_timeout * 1000 : -1;
+	int timeout = netio_poll_ms(io_timeout);
 
 	if (!half_closed || fin_wait <= 0)
 		return timeout;

@@ -32,6 +32,11 @@ int netio_wait(int fd, short events, int watch, int64_t deadline);
  * *SINCE (set on the first call that sees the half-close).  Returns
  * milliseconds, -1 for none, or NETIO_FIN_WAIT_EXPIRED. */
 #define NETIO_FIN_WAIT_EXPIRED (-2)
+/* SECONDS (a timeout.* value; 0 or less: none) as a poll(2) timeout:
+ * -1 for none; values past INT_MAX ms (24.8 days) are capped there, as
+ * poll cannot wait longer in one call. */
+int netio_poll_ms(int seconds);
+
 int netio_relay_timeout(int io_timeout, int half_closed, int fin_wait,
 			int64_t *since);
 

@@ -192,7 +192,7 @@ void relay_run(int client, int target, struct relay_pipes *p, int io_timeout,
 		if (pfd[1].revents & POLLRDHUP)
 			down.fin_in = true;    /* the target's FIN */
 		if (rc == 0 && !(half_closed_at && fin_wait > 0 &&
-				 netio_now_ms() - half_closed_at >= fin_wait * 1000)) {
+				 netio_now_ms() - half_closed_at >= (int64_t)fin_wait * 1000)) {
 			st->reason = "timeout.io expired";
 			break;
 		}

@@ -328,4 +328,39 @@ def compiled_image():
     ok(rc == 2 and 'b.conf.compiled' in err, '--compile that cannot write: an error naming it', err)
     ok(not [f for f in os.listdir(d) if '.compiled.' in f], 'no temporary file left behind')
 
+
+@test
+def compiled_image_interface_names():
+    # a bare word is an interface when the host has one of that name, else
+    # a host name: an image compiled before the interface existed (a tunnel
+    # that comes up after boot) must not be used once it does, and back
+    d = tmpdir()
+    conf = write(d, 'if.conf', 'socksmethod: none\n'
+                 'client pass { from: 0/0 to: 0/0 }\n'
+                 'socks block { from: 0/0 to: sockdt0 }\n'
+                 'socks pass { from: 0/0 to: 0/0 }\n')
+    spec = 'from=127.0.0.1,to=192.0.2.77,port=22'
+    run(['ip', 'link', 'del', 'sockdt0'])
+    rc, out, err = check('-f', conf, '--compile')
+    is_(rc, 0, 'compiled while sockdt0 is a host name', err)
+    rc, out, err = check('-f', conf, '-C', spec)
+    ok(rc == 0 and 'not used' not in err, 'the image is used while nothing changed', err)
+    r = run(['ip', 'link', 'add', 'sockdt0', 'type', 'veth', 'peer', 'name', 'sockdt1'])
+    is_(r.returncode, 0, 'interface sockdt0 appears (this test\'s own namespace)', r.stderr)
+    run(['ip', 'addr', 'add', '192.0.2.77/32', 'dev', 'sockdt0'])
+    defer(run, ['ip', 'link', 'del', 'sockdt0'])
+    rc, out, err = check('-f', conf, '-C', spec)
+    like(err, r'not used: "sockdt0" changed between interface and host name',
+         'the image is not used once the word names an interface')
+    ok(rc == 1 and out.startswith('block socks-rule #1'),
+       'and the text decides: block by the interface rule', out)
+    rc, out, err = check('-f', conf, '--compile')
+    rc, out, err = check('-f', conf, '-C', spec)
+    ok(rc == 1 and 'not used' not in err, 'compiled again: the image is used and blocks', err)
+    run(['ip', 'link', 'del', 'sockdt0'])
+    rc, out, err = check('-f', conf, '-C', spec)
+    like(err, r'not used: "sockdt0" changed', 'the interface gone: not used again')
+    is_(rc, 0, 'and the text passes again')
+
+
 main()

@@ -242,6 +242,12 @@ static void refusals(void)
 		refused(conf, image, "truncated", "truncated by one byte");
 	patch(image, 0, good, len);
 
+	/* one bit of the body: in range for every field, caught by the sum */
+	unsigned char flip = (unsigned char)good[len - 40] ^ 1;
+	patch(image, (off_t)len - 40, &flip, 1);
+	refused(conf, image, "damaged (checksum)", "one flipped bit in the body");
+	patch(image, 0, good, len);
+
 	c = conf_image_load(conf, image, why, sizeof(why));
 	tap_ok(c != NULL, "restored image loads again");
 	conf_free(c);
@@ -304,6 +310,7 @@ static void corruption_sweep(void)
 			if ((unsigned char)good[at] == values[k])
 				continue;
 			patch(image, (off_t)at, &values[k], 1);
+			conf_image_reseal(image);  /* past the checksum */
 			struct conf *c = conf_image_load(conf, image, why,
 							 sizeof(why));
 			if (c) {
@@ -316,6 +323,7 @@ static void corruption_sweep(void)
 		}
 		patch(image, (off_t)at, &good[at], 1);
 	}
+	conf_image_reseal(image);
 	tap_ok(refusals_seen > 0 && loads + refusals_seen > 3 * len - len,
 	       "every byte of a %zu-byte image corrupted 3-4 ways: %u refused, "
 	       "%u loaded and used safely", len, refusals_seen, loads);
