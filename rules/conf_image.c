@@ -54,23 +54,59 @@ struct image_header {
 
 /* A checksum of the body, against damage (a flipped bit in a rule's
  * pass flag or address is in range and would pass every other check).
- * Four lanes of multiply-add over 8-byte words: any single changed word
- * changes the sum; about 0.1 ms for 10 000 rules.  Not a defence against
- * someone who can write the file: ownership and mode are. */
+ * Eight lanes of add-and-rotate over 8-byte words, so that it runs at
+ * the speed of the loads: any single changed word changes the sum.  It is
+ * computed while the body is read, chunk by chunk, when the bytes are in
+ * the cache anyway.  Not a defence against someone who can write the
+ * file: ownership and mode are. */
+#define SUM_LANES 8
+#define SUM_BLOCK (SUM_LANES * 8)
+
+struct checksum {
+	uint64_t lane[SUM_LANES];
+};
+
+static void sum_init(struct checksum *s)
+{
+	for (int k = 0; k < SUM_LANES; k++)
+		s->lane[k] = 0x9e3779b97f4a7c15ull * (uint64_t)(k + 1);
+}
+
+/* N: a multiple of SUM_BLOCK. */
+static void sum_blocks(struct checksum *s, const char *p, size_t n)
+{
+	uint64_t lane[SUM_LANES], w;
+
+	memcpy(lane, s->lane, sizeof(lane));  /* registers: P may alias S */
+	for (size_t i = 0; i < n; i += SUM_BLOCK)
+		for (int k = 0; k < SUM_LANES; k++) {
+			memcpy(&w, p + i + 8 * k, 8);
+			w += lane[k];
+			lane[k] = w << 23 | w >> 41;
+		}
+	memcpy(s->lane, lane, sizeof(lane));
+}
+
+static uint64_t sum_final(const struct checksum *s, const char *tail,
+			  size_t ntail, size_t total)
+{
+	uint64_t h = total;
+
+	for (int k = 0; k < SUM_LANES; k++)
+		h = (h ^ s->lane[k]) * 0x100000001b3ull;
+	for (size_t i = 0; i < ntail; i++)
+		h = (h ^ (unsigned char)tail[i]) * 0x100000001b3ull;
+	return h;
+}
+
 static uint64_t body_checksum(const char *p, size_t n)
 {
-	uint64_t lane[4] = { 1, 2, 3, 4 }, w;
-	size_t i = 0;
+	struct checksum s;
+	size_t whole = n / SUM_BLOCK * SUM_BLOCK;
 
-	for (; i + 32 <= n; i += 32)
-		for (int k = 0; k < 4; k++) {
-			memcpy(&w, p + i + 8 * k, 8);
-			lane[k] = (lane[k] + w) * 0x9e3779b97f4a7c15ull;
-		}
-	for (; i < n; i++)
-		lane[0] = (lane[0] + (unsigned char)p[i]) * 0x100000001b3ull;
-	return lane[0] ^ (lane[1] << 1 | lane[1] >> 63) ^
-	       (lane[2] << 2 | lane[2] >> 62) ^ (lane[3] << 3 | lane[3] >> 61) ^ n;
+	sum_init(&s);
+	sum_blocks(&s, p, whole);
+	return sum_final(&s, p + whole, n - whole, n);
 }
 
 /* Sizes and offsets of everything the image stores raw: a build whose
@@ -679,11 +715,22 @@ static struct conf *load_body(int fd, const struct image_header *h,
 
 	if (!base)
 		return WHY("out of memory");
-	if (read_exact(fd, base, body)) {
-		free_body(base, mapped);
-		return WHY("truncated");
+	/* read in chunks, summing each while it is in the cache */
+	struct checksum sum;
+	size_t done = 0, summed = 0;
+	sum_init(&sum);
+	while (done < body) {
+		size_t n = body - done < (256u << 10) ? body - done : 256u << 10;
+		if (read_exact(fd, base + done, n)) {
+			free_body(base, mapped);
+			return WHY("truncated");
+		}
+		done += n;
+		size_t upto = done / SUM_BLOCK * SUM_BLOCK;
+		sum_blocks(&sum, base + summed, upto - summed);
+		summed = upto;
 	}
-	if (body_checksum(base, body) != h->body_sum) {
+	if (sum_final(&sum, base + summed, body - summed, body) != h->body_sum) {
 		free_body(base, mapped);
 		return WHY("damaged (checksum)");
 	}
