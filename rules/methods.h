@@ -16,9 +16,12 @@ enum method {
 
 #define METHOD_LIST_MAX METHOD_COUNT
 
+/* Bytes, not enums and a size_t: a rule holds two of these, and the
+ * compiled rules image (10 000 rules read per connection) is mostly
+ * struct rule. */
 struct method_list {
-	enum method m[METHOD_LIST_MAX];
-	size_t n;
+	unsigned char m[METHOD_LIST_MAX];   /* enum method values */
+	unsigned char n;
 };
 
 /* "none", "pam.username", ... */
