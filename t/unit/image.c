@@ -104,6 +104,32 @@ static void round_trip(const char *name, const char *src)
 	unlink(conf);
 }
 
+/* Large files take the other allocation paths of the loader (a populated
+ * mapping from 64 KiB, huge pages from 1 MiB): the same round trip. */
+static void large_files(void)
+{
+	static const int sizes[] = { 400, 5000 };
+
+	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+		char src[600], name[64];
+		snprintf(src, sizeof(src), "%s/large.src", dir);
+		FILE *f = fopen(src, "w");
+		if (!f)
+			exit(1);
+		fprintf(f, "socksmethod: none username\n"
+			"client pass { from: 127.0.0.0/8 to: 0/0 }\n");
+		for (int i = 0; i < sizes[k]; i++)
+			fprintf(f, "socks block { from: 10.%d.%d.0/24 to: .d%d.example "
+				"port = %d user: u%d log: error }\n", (i >> 8) & 255,
+				i & 255, i, 1 + i % 65000, i);
+		fprintf(f, "socks pass { from: 0/0 to: 0/0 }\n");
+		fclose(f);
+		snprintf(name, sizeof(name), "large-%d.conf", sizes[k]);
+		round_trip(name, src);
+		unlink(src);
+	}
+}
+
 static void every_repository_conf(void)
 {
 	static const char *const dirs[] = { "conf", "conf/examples", "t/conf" };
@@ -343,6 +369,7 @@ int main(void)
 	}
 	every_repository_conf();
 	rich_round_trip();
+	large_files();
 	refusals();
 	corruption_sweep();
 	rmdir(dir);
