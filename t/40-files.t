@@ -69,6 +69,25 @@ def units_verify():
     m = re.search(r'Overall exposure level for \S+: ([0-9.]+)', (r.stdout + r.stderr).decode())
     ok(m and float(m.group(1)) <= 2.5, 'systemd-analyze security: exposure %s <= 2.5'
        % (m.group(1) if m else '?'), (r.stdout + r.stderr).decode()[-1500:])
+    # the fast-start drop-in example: valid, and the exposure it claims
+    example = os.path.join(SRCDIR, 'units', 'sockd@.service.d', 'fast-start.conf.example')
+    merged = os.path.join(d, 'merged', 'sockd@.service')
+    os.makedirs(os.path.dirname(merged))
+    drop = open(example).read()
+    with open(merged, 'w') as fh:
+        fh.write(open(os.path.join(d, 'sockd@.service')).read() +
+                 drop.split('[Service]', 1)[1])
+    r = run(['systemd-analyze', 'verify', os.path.join(d, 'sockd.socket'), merged],
+            env=env, timeout=60)
+    out = (r.stdout + r.stderr).decode()
+    ok(r.returncode == 0 and 'fast-start' not in out and 'Unknown' not in out,
+       'the fast-start drop-in verifies', out)
+    r = run(['systemd-analyze', 'security', '--offline=true', merged], env=env, timeout=60)
+    m = re.search(r'Overall exposure level for \S+: ([0-9.]+)', (r.stdout + r.stderr).decode())
+    claim = re.search(r'exposure: ([0-9.]+) with this drop-in', drop)
+    ok(m and claim and m.group(1) == claim.group(1),
+       'its exposure is the %s it states' % (claim.group(1) if claim else '?'),
+       m.group(1) if m else '')
 
 
 @test
