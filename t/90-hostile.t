@@ -569,9 +569,18 @@ def session_exit(stderr, port):
     if not sp:
         return None
     pid = int(sp.group(1))
-    # the child may be reaped (and logged) before the activator logs its spawn
-    died = re.compile(r'^Child %d died with code (\d+)$' % pid, re.M).search(stderr, m.end())
-    return (pid, int(died.group(1))) if died else None
+    died_re = re.compile(r'^Child %d died with code (\d+)$' % pid, re.M)
+    # Pids wrap (pid_max is 32768 on 2 CPUs) and the activator logs deaths
+    # from its SIGCHLD handler, at any point: between this connection's
+    # line and its spawn line there may be the death of an earlier process
+    # with the same pid, and this child's own death when it was reaped
+    # before its spawn was logged.  After the spawn line, the first death
+    # of the pid is this child's; else the last one before the spawn line.
+    after = died_re.search(stderr, sp.end())
+    if after:
+        return (pid, int(after.group(1)))
+    before = died_re.findall(stderr, m.end(), sp.start())
+    return (pid, int(before[-1])) if before else None
 
 
 def run_case(case, servers):
