@@ -16,13 +16,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <net/if.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "conf_image.h"
+#include "names.h"
 
 #ifndef SOCKD_VERSION
 #define SOCKD_VERSION "unversioned"  /* builds outside the Makefile (fuzz) */
@@ -628,9 +628,8 @@ static int read_exact(int fd, void *p, size_t n)
 static const char *interface_drift(const struct rule_addr *a)
 {
 	if (a->kind == ADDR_IFNAME)
-		return if_nametoindex(a->name) ? NULL : a->name;
-	if (a->kind == ADDR_HOST && !strchr(a->name, '.') &&
-	    strlen(a->name) < IF_NAMESIZE && if_nametoindex(a->name))
+		return names_is_interface(a->name) ? NULL : a->name;
+	if (a->kind == ADDR_HOST && names_is_interface(a->name))
 		return a->name;
 	return NULL;
 }

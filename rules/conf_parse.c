@@ -469,8 +469,7 @@ static int parse_addr_word(struct parser *p, const struct token *t,
 			return -1;
 		}
 		ra->kind = ADDR_DOMAIN;
-	} else if (!strchr(buf, '.') && strlen(buf) < IF_NAMESIZE &&
-		   if_nametoindex(buf) != 0) {  /* (conf_image.c asks again) */
+	} else if (names_is_interface(buf)) {
 		snprintf(canon, sizeof(canon), "%.*s", IF_NAMESIZE, buf);
 		ra->kind = ADDR_IFNAME;
 	} else {

@@ -3,6 +3,7 @@
 #include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
+#include <net/if.h>
 
 #include "names.h"
 
@@ -64,4 +65,10 @@ bool names_user_in_group(const char *user, const char *group)
 		n = got > n ? got : n * 2;
 	}
 	return false;
+}
+
+bool names_is_interface(const char *word)
+{
+	return !strchr(word, '.') && strlen(word) < IF_NAMESIZE &&
+	       if_nametoindex(word) != 0;
 }

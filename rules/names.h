@@ -19,6 +19,13 @@ int names_canonical(const char *name, size_t len, char *out, size_t outlen);
  * canonical form. */
 bool names_in_domain(const char *name, const char *domain);
 
+/* True when WORD, a bare word of an address (from:, to:, external:),
+ * names an interface of this host now: no dot, short enough for an
+ * interface name, and present.  The parser decides "interface or host
+ * name" with it, and a compiled image asks it again at every load, since
+ * interfaces come and go (conf_image.c). */
+bool names_is_interface(const char *word);
+
 /* True when the system's group database puts USER in GROUP (its primary
  * group or a supplementary one). */
 bool names_user_in_group(const char *user, const char *group);

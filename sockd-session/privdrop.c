@@ -18,17 +18,17 @@ static struct passwd *local_user(const char *name, struct passwd *pw,
 				 char *buf, size_t len)
 {
 	char fbuf[1024];
-	struct passwd *found = NULL;
+	struct passwd *entry, *match = NULL;
 	FILE *f = fopen("/etc/passwd", "re");
 
 	if (!f)
 		return NULL;
 	setvbuf(f, fbuf, _IOFBF, sizeof(fbuf));
-	while (fgetpwent_r(f, pw, buf, len, &found) == 0)
-		if (!strcmp(pw->pw_name, name))
-			break;
+	while (!match && fgetpwent_r(f, pw, buf, len, &entry) == 0)
+		if (!strcmp(entry->pw_name, name))
+			match = entry;
 	fclose(f);
-	return found && !strcmp(found->pw_name, name) ? found : NULL;
+	return match;
 }
 
 int privdrop_lookup(const char *user, struct privdrop_target *t, char *err,

@@ -84,7 +84,7 @@ static int pump(struct direction *d)
 				d->in_pipe += (size_t)n;
 				moved = true;
 			} else if (n == 0) {
-				d->eof = true;
+				d->eof = d->fin_in = true;
 				moved = true;
 			} else if (errno != EAGAIN && errno != EINTR) {
 				return -1;
@@ -148,10 +148,8 @@ void relay_run(int client, int target, struct relay_pipes *p, int io_timeout,
 			st->reason = "both sides closed";
 			break;
 		}
-		up.fin_in |= up.eof;
-		down.fin_in |= down.eof;
+		/* half-closed from the first FIN in (a shut direction saw one) */
 		int timeout = netio_relay_timeout(io_timeout,
-						  up.shut || down.shut ||
 						  up.fin_in || down.fin_in,
 						  fin_wait, &half_closed_at);
 		if (timeout == NETIO_FIN_WAIT_EXPIRED) {
