@@ -49,7 +49,7 @@ RULES_HASH := $(shell cat rules/*.c rules/*.h 2>/dev/null | sha256sum | cut -c1-
 
 # The rules engine: one archive that both programs link (never two copies).
 RULES_SRC := rules/conf_lex.c rules/conf_parse.c rules/conf_dump.c \
-             rules/conf_image.c \
+             rules/conf_image.c rules/conf_index.c rules/conf_lazy.c \
              rules/addr.c rules/rules_match.c rules/names.c rules/resolve.c \
              rules/methods.c
 SESSION_SRC := sockd-session/main.c sockd-session/activation.c \
@@ -64,7 +64,7 @@ SESSION_SRC := sockd-session/main.c sockd-session/activation.c \
 CHECK_SRC := sockd-check/main.c sockd-check/spec.c sockd-check/decide.c \
              sockd-check/lint.c
 UNIT_TESTS := t/unit/addr t/unit/parse t/unit/match t/unit/socks_proto \
-              t/unit/image \
+              t/unit/image t/unit/lazy \
               t/unit/activation
 
 RULES_OBJ   := $(RULES_SRC:%.c=$(O)/%.o)

@@ -138,6 +138,10 @@ struct conf {
 	 * to these structures must also be handled by conf_image.c. */
 	void *image_block;
 	size_t image_mapped;      /* its mapping's size; 0: from malloc */
+	/* Non-NULL when the rules are read from the image one at a time, as
+	 * decisions need them (conf_lazy.c): then RULES is NULL, NCLIENT and
+	 * NSOCKS still count them, and only rules_match.c walks them. */
+	struct conf_lazy *lazy;
 };
 
 enum diag_level { DIAG_WARNING, DIAG_ERROR };

@@ -5,6 +5,7 @@
 #include <stdio.h>
 
 #include "conf.h"
+#include "conf_lazy.h"
 
 static void dump_methods(FILE *out, const char *key, const struct method_list *l)
 {
@@ -187,6 +188,14 @@ void conf_dump(const struct conf *c, FILE *out)
 	}
 	if (c->rotation == ROTATION_SAME_SAME)
 		fputs("external.rotation: same-same\n", out);
+	if (c->lazy) {
+		/* rules read as decisions need them: read them all */
+		c = conf_lazy_whole(c);
+		if (!c) {
+			fputs("# the rules could not be read\n", out);
+			return;
+		}
+	}
 	for (size_t i = 0; i < c->nclient + c->nsocks; i++) {
 		fputc('\n', out);
 		fprintf(out, "# %s-rule #%u\n",

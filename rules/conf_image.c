@@ -22,35 +22,10 @@
 #include <unistd.h>
 
 #include "conf_image.h"
+#include "conf_image_int.h"
+#include "conf_index.h"
+#include "conf_lazy.h"
 #include "names.h"
-
-#ifndef SOCKD_VERSION
-#define SOCKD_VERSION "unversioned"  /* builds outside the Makefile (fuzz) */
-#endif
-/* The Makefile passes a hash of the rules engine's sources: a parser that
- * changed within one version must not take an image of the old one. */
-#ifndef SOCKD_RULES_HASH
-#define SOCKD_RULES_HASH "nohash"
-#endif
-#define IMAGE_BUILD SOCKD_VERSION "+" SOCKD_RULES_HASH
-
-#define IMAGE_MAGIC "SOCKDIMG"
-#define IMAGE_FORMAT 2u
-#define IMAGE_MAX_BODY (256u << 20)
-
-struct image_header {
-	char magic[8];
-	uint32_t format;
-	uint32_t header_size;
-	char version[32];         /* IMAGE_BUILD of the writer */
-	uint64_t layout;          /* layout_fingerprint() of the writer */
-	uint64_t body_size, pool_start;
-	uint64_t body_sum;        /* body_checksum() of the body */
-	/* the rules file it was made from */
-	uint64_t dev, ino, size;
-	int64_t mtime_sec, mtime_nsec, ctime_sec, ctime_nsec;
-	uint64_t reserved;        /* keeps the header a multiple of 16 bytes */
-};
 
 /* A checksum of the body, against damage (a flipped bit in a rule's
  * pass flag or address is in range and would pass every other check).
@@ -99,8 +74,9 @@ static uint64_t sum_final(const struct checksum *s, const char *tail,
 	return h;
 }
 
-static uint64_t body_checksum(const char *p, size_t n)
+uint64_t image_checksum(const void *data, size_t n)
 {
+	const char *p = data;
 	struct checksum s;
 	size_t whole = n / SUM_BLOCK * SUM_BLOCK;
 
@@ -112,7 +88,7 @@ static uint64_t body_checksum(const char *p, size_t n)
 /* Sizes and offsets of everything the image stores raw: a build whose
  * structures differ (another compiler, a new field) gets a different
  * fingerprint and parses the text instead. */
-static uint64_t layout_fingerprint(void)
+uint64_t img_layout_fingerprint(void)
 {
 	static const size_t v[] = {
 		sizeof(struct conf), sizeof(struct rule), sizeof(struct rule_addr),
@@ -134,7 +110,7 @@ static uint64_t layout_fingerprint(void)
 		offsetof(struct conf, clientmethods), offsetof(struct conf, timeout),
 		offsetof(struct conf, external), offsetof(struct conf, rules),
 		offsetof(struct conf, image_block),
-		offsetof(struct conf, image_mapped),
+		offsetof(struct conf, image_mapped), offsetof(struct conf, lazy),
 		METHOD_COUNT, ADDR_IFNAME, PORT_RANGE, CMD_ALL, LOGT_FILE,
 		ROTATION_SAME_SAME,
 	};
@@ -162,14 +138,7 @@ int conf_image_path(const char *conf_file, char *buf, size_t len)
 
 /* ---- writing ------------------------------------------------------- */
 
-struct imgbuf {
-	char *p;
-	size_t len, cap;
-	bool oom;
-};
-
-/* Appends N bytes of SRC at ALIGN; returns their offset. */
-static size_t put(struct imgbuf *b, const void *src, size_t n, size_t align)
+size_t img_put(struct imgbuf *b, const void *src, size_t n, size_t align)
 {
 	size_t off = (b->len + align - 1) / align * align;
 
@@ -188,8 +157,10 @@ static size_t put(struct imgbuf *b, const void *src, size_t n, size_t align)
 		b->cap = cap;
 	}
 	memset(b->p + b->len, 0, off - b->len);
-	if (n)
+	if (n && src)
 		memcpy(b->p + off, src, n);
+	else if (n)
+		memset(b->p + off, 0, n);  /* room, filled in later */
 	b->len = off + n;
 	return off;
 }
@@ -218,7 +189,7 @@ static size_t put_array(struct imgbuf *b, size_t field, const void *src,
 		null_field(b, field);
 		return 0;
 	}
-	size_t off = put(b, src, n * elem, _Alignof(max_align_t));
+	size_t off = img_put(b, src, n * elem, _Alignof(max_align_t));
 	link_field(b, field, off);
 	return off;
 }
@@ -229,7 +200,7 @@ static void put_string(struct imgbuf *b, size_t field, const char *s)
 		null_field(b, field);
 		return;
 	}
-	link_field(b, field, put(b, s, strlen(s) + 1, 1));
+	link_field(b, field, img_put(b, s, strlen(s) + 1, 1));
 }
 
 #define RULE_AT(base, i) ((base) + (i) * sizeof(struct rule))
@@ -260,11 +231,36 @@ static void put_names_strings(struct imgbuf *b, size_t list,
 		put_string(b, v - 1 + i * sizeof(char *), l->v[i]);
 }
 
-/* Serializes C: first every structure and array, then every string. */
-static int serialize(const struct conf *c, struct imgbuf *b, size_t *pool)
+static void put_rule_arrays(struct imgbuf *b, size_t at, const struct rule *r)
 {
-	size_t nrules = c->nclient + c->nsocks;
-	size_t conf_off = put(b, c, sizeof(*c), _Alignof(max_align_t));
+	put_names_array(b, FIELD(at, struct rule, users), &r->users);
+	put_names_array(b, FIELD(at, struct rule, groups), &r->groups);
+}
+
+static void put_rule_strings(struct imgbuf *b, size_t at, const struct rule *r)
+{
+	put_addr_name(b, FIELD(at, struct rule, from), &r->from);
+	put_addr_name(b, FIELD(at, struct rule, to), &r->to);
+	put_names_strings(b, FIELD(at, struct rule, users), &r->users);
+	put_names_strings(b, FIELD(at, struct rule, groups), &r->groups);
+	put_string(b, FIELD(at, struct rule, pam_service), r->pam_service);
+	put_string(b, FIELD(at, struct rule, gssapi_keytab), r->gssapi_keytab);
+	put_string(b, FIELD(at, struct rule, gssapi_service), r->gssapi_service);
+}
+
+static void zero_field(struct imgbuf *b, size_t field, size_t n)
+{
+	if (!b->oom)
+		memset(b->p + field, 0, n);
+}
+
+/* First every structure and array, then every string.  Without its
+ * rules the conf is stored with none (the index counts them). */
+int img_serialize(const struct conf *c, bool with_rules, struct imgbuf *b,
+		  size_t *pool)
+{
+	size_t nrules = with_rules ? c->nclient + c->nsocks : 0;
+	size_t conf_off = img_put(b, c, sizeof(*c), _Alignof(max_align_t));
 	size_t rules = put_array(b, FIELD(conf_off, struct conf, rules),
 				 c->rules, nrules, sizeof(struct rule));
 	size_t ext = put_array(b, FIELD(conf_off, struct conf, external),
@@ -275,15 +271,14 @@ static int serialize(const struct conf *c, struct imgbuf *b, size_t *pool)
 			      c->nerrlog, sizeof(struct log_target));
 
 	null_field(b, FIELD(conf_off, struct conf, image_block));
-	if (!b->oom)
-		memset(b->p + FIELD(conf_off, struct conf, image_mapped), 0,
-		       sizeof(size_t));
-	for (size_t i = 0; i < nrules; i++) {
-		put_names_array(b, FIELD(RULE_AT(rules, i), struct rule, users),
-				&c->rules[i].users);
-		put_names_array(b, FIELD(RULE_AT(rules, i), struct rule, groups),
-				&c->rules[i].groups);
+	null_field(b, FIELD(conf_off, struct conf, lazy));
+	zero_field(b, FIELD(conf_off, struct conf, image_mapped), sizeof(size_t));
+	if (!with_rules) {
+		zero_field(b, FIELD(conf_off, struct conf, nclient), sizeof(size_t));
+		zero_field(b, FIELD(conf_off, struct conf, nsocks), sizeof(size_t));
 	}
+	for (size_t i = 0; i < nrules; i++)
+		put_rule_arrays(b, RULE_AT(rules, i), &c->rules[i]);
 
 	*pool = b->len;
 	put_string(b, FIELD(conf_off, struct conf, file), c->file);
@@ -300,22 +295,21 @@ static int serialize(const struct conf *c, struct imgbuf *b, size_t *pool)
 	for (size_t i = 0; i < c->nerrlog; i++)
 		put_string(b, le + i * sizeof(struct log_target) +
 			   offsetof(struct log_target, arg), c->errlog[i].arg);
-	for (size_t i = 0; i < nrules; i++) {
-		const struct rule *r = &c->rules[i];
-		size_t at = RULE_AT(rules, i);
-
-		put_addr_name(b, FIELD(at, struct rule, from), &r->from);
-		put_addr_name(b, FIELD(at, struct rule, to), &r->to);
-		put_names_strings(b, FIELD(at, struct rule, users), &r->users);
-		put_names_strings(b, FIELD(at, struct rule, groups), &r->groups);
-		put_string(b, FIELD(at, struct rule, pam_service), r->pam_service);
-		put_string(b, FIELD(at, struct rule, gssapi_keytab),
-			   r->gssapi_keytab);
-		put_string(b, FIELD(at, struct rule, gssapi_service),
-			   r->gssapi_service);
-	}
+	for (size_t i = 0; i < nrules; i++)
+		put_rule_strings(b, RULE_AT(rules, i), &c->rules[i]);
 	/* the pool ends with a NUL even when it holds no string */
-	put(b, "", 1, 1);
+	img_put(b, "", 1, 1);
+	return b->oom ? -1 : 0;
+}
+
+int img_serialize_rule(const struct rule *r, struct imgbuf *b, size_t *pool)
+{
+	size_t at = img_put(b, r, sizeof(*r), _Alignof(max_align_t));
+
+	put_rule_arrays(b, at, r);
+	*pool = b->len;
+	put_rule_strings(b, at, r);
+	img_put(b, "", 1, 1);
 	return b->oom ? -1 : 0;
 }
 
@@ -348,10 +342,10 @@ static void fill_header(struct image_header *h, const char *body, size_t len,
 	h->format = IMAGE_FORMAT;
 	h->header_size = sizeof(*h);
 	snprintf(h->version, sizeof(h->version), "%s", IMAGE_BUILD);
-	h->layout = layout_fingerprint();
+	h->layout = img_layout_fingerprint();
 	h->body_size = len;
 	h->pool_start = pool;
-	h->body_sum = body_checksum(body, len);
+	h->body_sum = image_checksum(body, len);
 	fill_identity(h, st);
 }
 
@@ -374,25 +368,29 @@ static int write_all(int fd, const void *p, size_t n)
 int conf_image_write(const struct conf *c, const struct stat *source,
 		     const char *image, char *err, size_t errlen)
 {
-	struct imgbuf b = { 0 };
+	struct imgbuf b = { 0 }, x = { 0 };
 	struct image_header h;
 	size_t pool;
 	char tmp[4096];
 
-	if (serialize(c, &b, &pool)) {
+	if (img_serialize(c, true, &b, &pool) || conf_index_write(c, &x)) {
 		free(b.p);
+		free(x.p);
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
 	fill_header(&h, b.p, b.len, pool, source);
+	h.lazy_size = x.len;
 	if (snprintf(tmp, sizeof(tmp), "%s.XXXXXX", image) >= (int)sizeof(tmp)) {
 		free(b.p);
+		free(x.p);
 		snprintf(err, errlen, "%s: path too long", image);
 		return -1;
 	}
 	int fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0) {
 		free(b.p);
+		free(x.p);
 		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
 		return -1;
 	}
@@ -408,6 +406,8 @@ int conf_image_write(const struct conf *c, const struct stat *source,
 	if (!rc)
 		rc = write_all(fd, b.p, b.len);
 	if (!rc)
+		rc = write_all(fd, x.p, x.len);
+	if (!rc)
 		rc = fsync(fd);
 	if (close(fd) && !rc)
 		rc = -1;
@@ -418,10 +418,17 @@ int conf_image_write(const struct conf *c, const struct stat *source,
 		unlink(tmp);
 	}
 	free(b.p);
+	free(x.p);
 	return rc;
 }
 
 /* ---- loading ------------------------------------------------------- */
+
+struct loader {
+	char *base;
+	size_t pool, size;
+	size_t next;      /* arrays must start at or after this offset */
+};
 
 /* Stores P in a pointer field of any pointer type (all have the same
  * representation here; memcpy keeps the compiler's aliasing rules). */
@@ -429,12 +436,6 @@ static void set_pointer(void *field, void *p)
 {
 	memcpy(field, &p, sizeof(p));
 }
-
-struct loader {
-	char *base;
-	size_t pool, size;
-	size_t next;      /* arrays must start at or after this offset */
-};
 
 /* Turns the stored array pointer *FIELD (COUNT elements of ELEM bytes)
  * back into an address.  Returns false when it does not lie in the
@@ -601,10 +602,35 @@ static struct conf *relocate(struct loader *l)
 		if (!rel_rule(l, &c->rules[i],
 			      i < c->nclient ? RULE_CLIENT : RULE_SOCKS))
 			return NULL;
+	set_pointer(&c->image_block, NULL);
+	set_pointer(&c->lazy, NULL);
 	return c;
 }
 
-static int read_exact(int fd, void *p, size_t n)
+struct conf *img_relocate(char *base, size_t pool, size_t size)
+{
+	struct loader l = { .base = base, .pool = pool, .size = size };
+
+	return relocate(&l);
+}
+
+struct rule *img_relocate_rule(char *base, size_t pool, size_t size,
+			       enum rule_set set)
+{
+	struct loader l = { .base = base, .pool = pool, .size = size,
+			    .next = sizeof(struct rule) };
+	struct rule *r = (struct rule *)base;
+
+	if (pool < sizeof(*r) || pool >= size || base[size - 1] != '\0')
+		return NULL;
+	if (!rel_names_array(&l, &r->users) || !rel_names_array(&l, &r->groups) ||
+	    !rel_rule(&l, r, set))
+		return NULL;
+	return r;
+}
+
+
+int img_read_exact(int fd, void *p, size_t n)
 {
 	char *q = p;
 
@@ -625,7 +651,7 @@ static int read_exact(int fd, void *p, size_t n)
  * when it was compiled, perhaps at boot before a tun0 or wg0 existed: it
  * holds only while every such word still means the same.  Returns the
  * first word that changed, or NULL. */
-static const char *interface_drift(const struct rule_addr *a)
+const char *img_interface_drift(const struct rule_addr *a)
 {
 	if (a->kind == ADDR_IFNAME)
 		return names_is_interface(a->name) ? NULL : a->name;
@@ -634,16 +660,16 @@ static const char *interface_drift(const struct rule_addr *a)
 	return NULL;
 }
 
-static const char *names_drift(const struct conf *c)
+const char *img_names_drift(const struct conf *c)
 {
 	const char *w = NULL;
 
 	for (size_t i = 0; !w && i < c->nexternal; i++)
-		w = interface_drift(&c->external[i]);
+		w = img_interface_drift(&c->external[i]);
 	for (size_t i = 0; !w && i < c->nclient + c->nsocks; i++) {
-		w = interface_drift(&c->rules[i].from);
+		w = img_interface_drift(&c->rules[i].from);
 		if (!w)
-			w = interface_drift(&c->rules[i].to);
+			w = img_interface_drift(&c->rules[i].to);
 	}
 	return w;
 }
@@ -702,10 +728,11 @@ static void free_body(char *p, size_t mapped)
 
 void conf_image_free(struct conf *c)
 {
+	conf_lazy_free(c->lazy);
 	free_body(c->image_block, c->image_mapped);
 }
 
-static struct conf *load_body(int fd, const struct image_header *h,
+struct conf *img_load_body(int fd, const struct image_header *h,
 			      const char *conf_file, char *why, size_t whylen)
 {
 	size_t body = (size_t)h->body_size, name = strlen(conf_file) + 1;
@@ -720,7 +747,7 @@ static struct conf *load_body(int fd, const struct image_header *h,
 	sum_init(&sum);
 	while (done < body) {
 		size_t n = body - done < (256u << 10) ? body - done : 256u << 10;
-		if (read_exact(fd, base + done, n)) {
+		if (img_read_exact(fd, base + done, n)) {
 			free_body(base, mapped);
 			return WHY("truncated");
 		}
@@ -733,14 +760,12 @@ static struct conf *load_body(int fd, const struct image_header *h,
 		free_body(base, mapped);
 		return WHY("damaged (checksum)");
 	}
-	struct loader l = { .base = base, .pool = (size_t)h->pool_start,
-			    .size = body };
-	struct conf *c = relocate(&l);
+	struct conf *c = img_relocate(base, (size_t)h->pool_start, body);
 	if (!c) {
 		free_body(base, mapped);
 		return WHY("corrupt");
 	}
-	const char *drift = names_drift(c);
+	const char *drift = img_names_drift(c);
 	if (drift) {
 		snprintf(why, whylen, "\"%s\" changed between interface and "
 			 "host name since it was compiled; compile it again",
@@ -755,42 +780,56 @@ static struct conf *load_body(int fd, const struct image_header *h,
 	return c;
 }
 
-struct conf *conf_image_load(const char *conf_file, const char *image,
-			     char *why, size_t whylen)
+#define WHYFD(...) (snprintf(why, whylen, __VA_ARGS__), -1)
+
+int img_open(const char *conf_file, const char *image,
+	     struct image_header *h, char *why, size_t whylen)
 {
-	struct image_header h;
 	struct stat ist, cst;
-	struct conf *c;
+	int rc;
 
 	why[0] = '\0';
 	int fd = open(image, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK |
 			     O_NOFOLLOW);
 	if (fd < 0)
-		return errno == ENOENT ? NULL : WHY("%s", strerror(errno));
+		return errno == ENOENT ? -1 : WHYFD("%s", strerror(errno));
 	if (fstat(fd, &ist) || !S_ISREG(ist.st_mode))
-		c = WHY("not a regular file");
+		rc = WHYFD("not a regular file");
 	else if (ist.st_uid != 0 && ist.st_uid != geteuid())
-		c = WHY("owned by uid %u, not by root or uid %u",
-			(unsigned)ist.st_uid, (unsigned)geteuid());
+		rc = WHYFD("owned by uid %u, not by root or uid %u",
+			   (unsigned)ist.st_uid, (unsigned)geteuid());
 	else if (ist.st_mode & 022)
-		c = WHY("writable by group or others (mode %o)",
-			(unsigned)(ist.st_mode & 07777));
-	else if (read_exact(fd, &h, sizeof(h)) ||
-		 memcmp(h.magic, IMAGE_MAGIC, sizeof(h.magic)))
-		c = WHY("not a sockd rules image");
-	else if (h.format != IMAGE_FORMAT || h.header_size != sizeof(h) ||
-		 strncmp(h.version, IMAGE_BUILD, sizeof(h.version)) ||
-		 h.layout != layout_fingerprint())
-		c = WHY("made by another build (%.32s); compile it again",
-			h.version);
-	else if (h.body_size > IMAGE_MAX_BODY ||
-		 h.body_size + sizeof(h) != (uint64_t)ist.st_size)
-		c = WHY("truncated or corrupt");
-	else if (stat(conf_file, &cst) || !same_identity(&h, &cst))
-		c = WHY("out of date: the rules file changed since it was "
-			"compiled");
+		rc = WHYFD("writable by group or others (mode %o)",
+			   (unsigned)(ist.st_mode & 07777));
+	else if (img_read_exact(fd, h, sizeof(*h)) ||
+		 memcmp(h->magic, IMAGE_MAGIC, sizeof(h->magic)))
+		rc = WHYFD("not a sockd rules image");
+	else if (h->format != IMAGE_FORMAT || h->header_size != sizeof(*h) ||
+		 strncmp(h->version, IMAGE_BUILD, sizeof(h->version)) ||
+		 h->layout != img_layout_fingerprint())
+		rc = WHYFD("made by another build (%.32s); compile it again",
+			   h->version);
+	else if (h->body_size > IMAGE_MAX_BODY || h->lazy_size > IMAGE_MAX_BODY ||
+		 h->body_size + h->lazy_size + sizeof(*h) != (uint64_t)ist.st_size)
+		rc = WHYFD("truncated or corrupt");
+	else if (stat(conf_file, &cst) || !same_identity(h, &cst))
+		rc = WHYFD("out of date: the rules file changed since it was "
+			   "compiled");
 	else
-		c = load_body(fd, &h, conf_file, why, whylen);
+		return fd;
+	close(fd);
+	return rc;
+}
+
+struct conf *conf_image_load(const char *conf_file, const char *image,
+			     char *why, size_t whylen)
+{
+	struct image_header h;
+	int fd = img_open(conf_file, image, &h, why, whylen);
+
+	if (fd < 0)
+		return NULL;
+	struct conf *c = img_load_body(fd, &h, conf_file, why, whylen);
 	close(fd);
 	return c;
 }
@@ -805,14 +844,21 @@ int conf_image_reseal(const char *image)
 	if (fd < 0)
 		return -1;
 	if (fstat(fd, &st) == 0 && (size_t)st.st_size >= sizeof(h) &&
-	    read_exact(fd, &h, sizeof(h)) == 0) {
+	    img_read_exact(fd, &h, sizeof(h)) == 0) {
 		size_t n = (size_t)st.st_size - sizeof(h);
-		char *body = malloc(n ? n : 1);
-		if (body && read_exact(fd, body, n) == 0) {
-			h.body_sum = body_checksum(body, n);
-			rc = pwrite(fd, &h, sizeof(h), 0) == (ssize_t)sizeof(h) ? 0 : -1;
+		size_t body = h.body_size < n ? (size_t)h.body_size : n;
+		char *all = malloc(n ? n : 1);
+		if (all && img_read_exact(fd, all, n) == 0) {
+			h.body_sum = image_checksum(all, body);
+			/* the index's small part too, when it is one */
+			bool ok = conf_index_reseal(all + body, n - body) ||
+				  pwrite(fd, all + body, sizeof(struct index_header),
+					 (off_t)(sizeof(h) + body)) ==
+					  (ssize_t)sizeof(struct index_header);
+			if (ok && pwrite(fd, &h, sizeof(h), 0) == (ssize_t)sizeof(h))
+				rc = 0;
 		}
-		free(body);
+		free(all);
 	}
 	close(fd);
 	return rc;
@@ -826,7 +872,7 @@ struct conf *conf_open(const char *conf_file, struct conf_diags *diags,
 
 	why[0] = '\0';
 	if (conf_image_path(conf_file, image, sizeof(image)) == 0)
-		c = conf_image_load(conf_file, image, why, whylen);
+		c = conf_lazy_open(conf_file, image, why, whylen);
 	*used_image = c != NULL;
 	if (c) {
 		memset(diags, 0, sizeof(*diags));

@@ -63,7 +63,8 @@ int conf_image_reseal(const char *image);
 
 /* What both programs call: the image when it is current, else the text
  * (conf_load).  *USED_IMAGE tells which; WHY says why the image was not
- * used ("" when there was none). */
+ * used ("" when there was none).  From the image the rules are read as
+ * decisions need them (conf_lazy.h); conf_dump() reads them all. */
 struct conf *conf_open(const char *conf_file, struct conf_diags *diags,
 		       bool *used_image, char *why, size_t whylen);
 

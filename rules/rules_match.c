@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "addr.h"
+#include "conf_lazy.h"
 #include "names.h"
 #include "resolve.h"
 #include "rules_match.h"
@@ -211,29 +212,53 @@ static enum match_result match_socks_rule(const struct conf *c,
 	return match_auth(c, r, f, missing);
 }
 
+/* The side the index may skip rules by, besides the client's address:
+ * the local address (client rules) or the destination (socks rules).
+ * Only when the client's port is known: a rule whose from: has a port
+ * would otherwise report that fact missing before its to: is looked at,
+ * and skipping it would change what sockd-check says. */
+static const struct sockaddr_storage *skip_by(const struct facts *f,
+					      bool client)
+{
+	if (!f->client_port_known)
+		return NULL;
+	return client ? f->local : f->dest;
+}
+
 static enum match_result decide(const struct conf *c, const struct facts *f,
 				struct verdict *v, bool client)
 {
-	const struct rule *rules = client ? conf_client_rules(c)
-					  : conf_socks_rules(c);
-	size_t n = client ? c->nclient : c->nsocks;
+	struct rule_walk w;
+	const struct rule *r;
 
 	memset(v, 0, sizeof(*v));
-	for (size_t i = 0; i < n; i++) {
+	rule_walk_begin(&w, c, client ? RULE_CLIENT : RULE_SOCKS, f->client,
+			skip_by(f, client));
+	while ((r = rule_walk_next(&w))) {
 		const char *missing = NULL;
 		enum match_result m = client
-			? match_client_rule(&rules[i], f, &missing)
-			: match_socks_rule(c, &rules[i], f, &missing);
+			? match_client_rule(r, f, &missing)
+			: match_socks_rule(c, r, f, &missing);
 		if (m == MATCH_MISSING) {
 			v->missing = missing;
-			v->missing_rule = &rules[i];
+			v->missing_rule = r;
+			rule_walk_end(&w);
 			return MATCH_MISSING;
 		}
 		if (m == MATCH_YES) {
-			v->pass = rules[i].pass;
-			v->rule = &rules[i];
+			v->pass = r->pass;
+			v->rule = r;
+			rule_walk_end(&w);
 			return MATCH_YES;
 		}
+	}
+	rule_walk_end(&w);
+	if (w.failed) {
+		/* the image could not say: the whole rules decide (or nothing
+		 * passes when they do not load) */
+		const struct conf *whole = conf_lazy_whole(c);
+		if (whole)
+			return decide(whole, f, v, client);
 	}
 	v->pass = false;
 	return MATCH_YES;
@@ -268,19 +293,27 @@ bool rules_client_allows_method(const struct conf *c, const struct rule *r,
 const struct rule *rules_first_possible_pass(const struct conf *c,
 					     const struct facts *f)
 {
-	const struct rule *rules = conf_socks_rules(c);
+	struct rule_walk w;
+	const struct rule *r, *found = NULL;
 
-	for (size_t i = 0; i < c->nsocks; i++) {
+	rule_walk_begin(&w, c, RULE_SOCKS, f->client, skip_by(f, false));
+	while ((r = rule_walk_next(&w))) {
 		const char *missing = NULL;
-		enum match_result m = match_socks_rule(c, &rules[i], f, &missing);
+		enum match_result m = match_socks_rule(c, r, f, &missing);
 		/* the destination is what is unknown: the rest must match */
-		if (m == MATCH_MISSING &&
-		    match_auth(c, &rules[i], f, &missing) == MATCH_NO)
+		if (m == MATCH_MISSING && match_auth(c, r, f, &missing) == MATCH_NO)
 			m = MATCH_NO;
-		if (m == MATCH_YES && !rules[i].pass)
-			return NULL;     /* a block that holds whatever comes */
-		if (m != MATCH_NO && rules[i].pass)
-			return &rules[i];
+		if (m == MATCH_YES && !r->pass)
+			break;          /* a block that holds whatever comes */
+		if (m != MATCH_NO && r->pass) {
+			found = r;
+			break;
+		}
 	}
-	return NULL;
+	rule_walk_end(&w);
+	if (w.failed) {
+		const struct conf *whole = conf_lazy_whole(c);
+		return whole ? rules_first_possible_pass(whole, f) : NULL;
+	}
+	return found;
 }

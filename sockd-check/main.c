@@ -8,6 +8,7 @@
 
 #include "conf.h"
 #include "conf_image.h"
+#include "conf_lazy.h"
 #include "decide.h"
 #include "lint.h"
 #include "spec.h"
@@ -51,6 +52,14 @@ static void print_diags(const char *file, struct conf_diags *d,
 	conf_diags_free(d);
 }
 
+/* A decision the image could not answer (damage, an interface that
+ * appeared since the compile) was taken from the whole rules. */
+static void print_image_problem(const char *problem, void *arg)
+{
+	(void)arg;
+	fprintf(stderr, "%s\n", problem);
+}
+
 /* Loads FILE the way sockd-session does: from its compiled image when
  * that is current, else from the text (printing its errors). */
 static struct conf *load(const char *file, int *nwarn)
@@ -63,6 +72,7 @@ static struct conf *load(const char *file, int *nwarn)
 	if (!image && why[0])
 		fprintf(stderr, "%s.compiled: note: not used: %s\n", file, why);
 	print_diags(file, &d, 1, nwarn);
+	conf_lazy_on_problem(c, print_image_problem, NULL);
 	return c;
 }
 

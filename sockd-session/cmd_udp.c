@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "conf_lazy.h"
 #include "connect.h"
 #include "log.h"
 #include "netio.h"
@@ -266,6 +267,9 @@ int cmd_udp_associate(struct session *s)
 	if (negotiate_reply(s->cc.fd, 5, REP_SUCCEEDED, &bound, deadline))
 		session_end(s, "fail", rule, 0, "client went away");
 	session_log_start(s, rule, "udpassociate", &u->client, &bound);
+	/* each datagram is decided under the sandbox, where the rules
+	 * image can no longer be read rule by rule: read it all now */
+	conf_lazy_load_all(s->conf);
 	session_sandbox(s, SANDBOX_UDP);
 	const char *why = relay_datagrams(u, CONF_TIMEOUT(s->conf, rule, io_udp));
 	close(u->cfd);   /* the relay port is gone with the control connection */

@@ -16,6 +16,7 @@
 #include "addr.h"
 #include "conf.h"
 #include "conf_image.h"
+#include "conf_lazy.h"
 #include "connect.h"
 #include "log.h"
 #include "negotiate.h"
@@ -116,6 +117,15 @@ static void take_connection(struct session *s)
 	strcpy(s->user, "-");
 }
 
+/* The compiled image could not answer (damage, or an interface that
+ * appeared): the decision was taken from the whole rules instead. */
+static void report_image_problem(const char *problem, void *arg)
+{
+	const struct session *s = arg;
+
+	log_msg(LOGL_ERROR, "client=%s rules: %s", s->client, problem);
+}
+
 /* DEBUG: -d given on the command line (adds to the file's debug:). */
 static void load_rules(struct session *s, int debug)
 {
@@ -139,6 +149,7 @@ static void load_rules(struct session *s, int debug)
 	}
 	log_open(s->conf);
 	log_set_debug(debug);
+	conf_lazy_on_problem(s->conf, report_image_problem, s);
 	if (image)
 		log_msg(LOGL_DEBUG, "rules: %s.compiled", s->conf_file);
 	else if (why[0])  /* only speed is lost: the text says the same */
@@ -244,6 +255,8 @@ static void close_unneeded_fds(const struct session *s)
 	n += log_fds(keep + n, sizeof(keep) / sizeof(keep[0]) - n - 1);
 	if (log_journal_fd() >= 0)
 		keep[n++] = log_journal_fd();
+	if (conf_lazy_fd(s->conf) >= 0)  /* the rules image, read as needed */
+		keep[n++] = conf_lazy_fd(s->conf);
 	qsort(keep, n, sizeof(keep[0]), cmp_int);
 	unsigned from = 3;
 	for (size_t i = 0; i < n; i++) {

@@ -133,4 +133,24 @@ def agree_from_compiled_image():
     unlike(logs, r'not used', 'no session fell back to the text')
 
 
+@test
+def agree_from_large_compiled_image():
+    # an image too large to be read whole at start: the session reads the
+    # rules it needs one by one, after it has dropped its privileges and
+    # closed what it does not need (the image's descriptor must stay)
+    conf = os.path.join(tmpdir(), 'check.conf')
+    with open(CONF) as fh:
+        text = fh.read()
+    with open(conf, 'w') as fh:
+        fh.write(text + ''.join('socks block { from: 203.0.113.%d/32 to: 0/0 }\n'
+                                % i for i in range(200)))
+    r = run([CHECK, '-f', conf, '--compile'])
+    is_(r.returncode, 0, 'sockd-check --compile', r.stderr)
+    cmp_ok(os.path.getsize(conf + '.compiled'), '>', 100000, 'a large image')
+    logs = agree(conf, args=['-d', '-f', conf])
+    like(logs, r'rules: %s\.compiled' % re.escape(conf),
+         'the sessions took the compiled image')
+    unlike(logs, r'not used', 'no session fell back: every rule read as needed')
+
+
 main()

@@ -269,8 +269,9 @@ static void refusals(void)
 	patch(image, 0, good, len);
 
 	/* one bit of the body: in range for every field, caught by the sum */
-	unsigned char flip = (unsigned char)good[len - 40] ^ 1;
-	patch(image, (off_t)len - 40, &flip, 1);
+	size_t at = conf_image_header_size() + 64;
+	unsigned char flip = (unsigned char)good[at] ^ 1;
+	patch(image, (off_t)at, &flip, 1);
 	refused(conf, image, "damaged (checksum)", "one flipped bit in the body");
 	patch(image, 0, good, len);
 

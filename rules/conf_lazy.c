@@ -1,0 +1,531 @@
+/* Lazy decisions from a compiled image (see conf_lazy.h, conf_index.h). */
+#include <errno.h>
+#include <stdarg.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conf_image.h"
+#include "conf_image_int.h"
+#include "conf_index.h"
+#include "conf_lazy.h"
+
+/* Past this many rules read one by one in a decision, reading them all
+ * at once is cheaper (a rule costs a pread, a malloc and a check, ~100
+ * times what it costs inside a whole read). */
+#define LAZY_MAX_VISITS 64
+/* A section this small is read whole at open: a few syscalls fewer. */
+#define LAZY_READ_WHOLE (16u << 10)
+/* Binary search reads single entries until the range fits this buffer. */
+#define ENTRY_BLOCK 128
+
+struct blob {                 /* a rule read from the image */
+	struct blob *next;
+	max_align_t data[];
+};
+
+struct conf_lazy {
+	int fd;
+	uint64_t section, size;   /* the index section in the file */
+	char *copy;               /* the whole section, when small */
+	struct image_header image;
+	struct index_header h;
+	char *small;              /* the small part, checked */
+	struct blob *blobs;
+	struct conf *whole;       /* after a fall back */
+	bool whole_tried;
+	char *file;
+	void (*report)(const char *, void *);
+	void *report_arg;
+};
+
+/* ---- reading ------------------------------------------------------- */
+
+static int lz_read(struct conf_lazy *lz, uint64_t off, void *buf, size_t len)
+{
+	if (off > lz->size || len > lz->size - off)
+		return -1;
+	if (lz->copy) {
+		memcpy(buf, lz->copy + off, len);
+		return 0;
+	}
+	char *p = buf;
+	while (len) {
+		ssize_t r = pread(lz->fd, p, len, (off_t)(lz->section + off));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		p += r;
+		off += (uint64_t)r;
+		len -= (size_t)r;
+	}
+	return 0;
+}
+
+static void problem(struct conf_lazy *lz, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void problem(struct conf_lazy *lz, const char *fmt, ...)
+{
+	char msg[300];
+	va_list ap;
+
+	if (!lz->report)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	lz->report(msg, lz->report_arg);
+}
+
+/* ---- opening ------------------------------------------------------- */
+
+static size_t set_size(const struct index_header *h, int set)
+{
+	return (size_t)(set == RULE_CLIENT ? h->nclient : h->nsocks);
+}
+
+static bool in_small(const struct index_header *h, uint64_t off, uint64_t n,
+		     uint64_t elem)
+{
+	return off % 8 == 0 && off <= h->small_size &&
+	       (elem == 0 || n <= (h->small_size - off) / elem);
+}
+
+static bool in_section(const struct conf_lazy *lz, uint64_t off, uint64_t n,
+		       uint64_t elem)
+{
+	return off <= lz->size && n <= (lz->size - off) / elem;
+}
+
+/* Every offset and count of the small part points where it may. */
+static bool valid_small(const struct conf_lazy *lz)
+{
+	const struct index_header *h = &lz->h;
+
+	if (h->nclient > UINT32_MAX || h->nsocks > UINT32_MAX ||
+	    !in_small(h, h->globals_off, h->globals_size, 1) ||
+	    h->globals_off % _Alignof(max_align_t) ||
+	    !in_section(lz, h->entries_off, h->nentries,
+			sizeof(struct index_entry)) ||
+	    !in_section(lz, h->records_off, h->nclient + h->nsocks,
+			sizeof(struct index_record)) ||
+	    !in_section(lz, h->blobs_off, h->blobs_size, 1) ||
+	    h->blobs_off % _Alignof(max_align_t))
+		return false;
+	for (int set = 0; set < 2; set++)
+		for (int d = 0; d < DIM_COUNT; d++) {
+			const struct index_dim *dim = &h->dims[set][d];
+			size_t words = (set_size(h, set) + 63) / 64;
+			if (!in_small(h, dim->always_off, words, 8) ||
+			    !in_small(h, dim->groups_off, dim->ngroups,
+				      sizeof(struct index_group)))
+				return false;
+			const struct index_group *g =
+				(const void *)(lz->small + dim->groups_off);
+			for (uint64_t i = 0; i < dim->ngroups; i++)
+				if ((g[i].family != 4 && g[i].family != 6) ||
+				    g[i].prefix > (g[i].family == 4 ? 32 : 128) ||
+				    g[i].first > h->nentries ||
+				    g[i].count > h->nentries - g[i].first)
+					return false;
+		}
+	return true;
+}
+
+#define WHY(...) (snprintf(why, whylen, __VA_ARGS__), false)
+
+static bool read_small(struct conf_lazy *lz, char *why, size_t whylen)
+{
+	if (lz->size < sizeof(lz->h) || lz_read(lz, 0, &lz->h, sizeof(lz->h)))
+		return WHY("truncated or corrupt");
+	if (lz->h.small_size < sizeof(lz->h) || lz->h.small_size > lz->size)
+		return WHY("corrupt (index)");
+	lz->small = malloc((size_t)lz->h.small_size);
+	if (!lz->small)
+		return WHY("out of memory");
+	if (lz_read(lz, 0, lz->small, (size_t)lz->h.small_size))
+		return WHY("truncated or corrupt");
+	struct index_header zero = lz->h;
+	zero.small_sum = 0;
+	memcpy(lz->small, &zero, sizeof(zero));
+	if (image_checksum(lz->small, (size_t)lz->h.small_size) != lz->h.small_sum)
+		return WHY("damaged (index checksum)");
+	if (!valid_small(lz))
+		return WHY("corrupt (index)");
+	return true;
+}
+
+/* The global settings: the conf without its rules, stored in the small
+ * part; the rules are counted but stay in the file. */
+static struct conf *read_globals(struct conf_lazy *lz, const char *conf_file,
+				 char *why, size_t whylen)
+{
+	size_t n = (size_t)lz->h.globals_size, name = strlen(conf_file) + 1;
+	char *base = malloc(n + name);
+
+	if (!base) {
+		(void)WHY("out of memory");
+		return NULL;
+	}
+	memcpy(base, lz->small + lz->h.globals_off, n);
+	struct conf *c = img_relocate(base, (size_t)lz->h.globals_pool, n);
+	if (!c || c->nclient || c->nsocks) {
+		free(base);
+		(void)WHY("corrupt (globals)");
+		return NULL;
+	}
+	const char *drift = img_names_drift(c);
+	if (drift) {
+		free(base);
+		(void)WHY("\"%s\" changed between interface and host name since it "
+		    "was compiled; compile it again", drift);
+		return NULL;
+	}
+	c->file = memcpy(base + n, conf_file, name);
+	c->nclient = (size_t)lz->h.nclient;
+	c->nsocks = (size_t)lz->h.nsocks;
+	c->image_block = base;
+	c->image_mapped = 0;
+	return c;
+}
+
+struct conf *conf_lazy_open(const char *conf_file, const char *image,
+			    char *why, size_t whylen)
+{
+	struct conf_lazy *lz = calloc(1, sizeof(*lz));
+
+	why[0] = '\0';
+	if (!lz) {
+		(void)WHY("out of memory");
+		return NULL;
+	}
+	lz->fd = img_open(conf_file, image, &lz->image, why, whylen);
+	if (lz->fd < 0) {
+		free(lz);
+		return NULL;
+	}
+	lz->section = sizeof(lz->image) + lz->image.body_size;
+	lz->size = lz->image.lazy_size;
+	if (lz->size <= LAZY_READ_WHOLE) {
+		char *copy = malloc(lz->size ? (size_t)lz->size : 1);
+		if (copy && lz_read(lz, 0, copy, (size_t)lz->size) == 0)
+			lz->copy = copy;
+		else
+			free(copy);
+	}
+	lz->file = strdup(conf_file);
+	struct conf *c = NULL;
+	if (!lz->file)
+		(void)WHY("out of memory");
+	else if (read_small(lz, why, whylen))
+		c = read_globals(lz, conf_file, why, whylen);
+	if (!c) {
+		conf_lazy_free(lz);
+		return NULL;
+	}
+	c->lazy = lz;
+	return c;
+}
+
+void conf_lazy_free(struct conf_lazy *lz)
+{
+	if (!lz)
+		return;
+	if (lz->fd >= 0)
+		close(lz->fd);
+	while (lz->blobs) {
+		struct blob *b = lz->blobs;
+		lz->blobs = b->next;
+		free(b);
+	}
+	if (lz->whole)
+		conf_free(lz->whole);
+	free(lz->copy);
+	free(lz->small);
+	free(lz->file);
+	free(lz);
+}
+
+int conf_lazy_fd(const struct conf *c)
+{
+	return c && c->lazy && !c->lazy->whole ? c->lazy->fd : -1;
+}
+
+void conf_lazy_on_problem(const struct conf *c,
+			  void (*fn)(const char *problem, void *arg), void *arg)
+{
+	if (c && c->lazy) {
+		c->lazy->report = fn;
+		c->lazy->report_arg = arg;
+	}
+}
+
+/* ---- falling back -------------------------------------------------- */
+
+const struct conf *conf_lazy_whole(const struct conf *c)
+{
+	struct conf_lazy *lz = c->lazy;
+	char why[300] = "";
+
+	if (!lz)
+		return c;
+	if (lz->whole_tried)
+		return lz->whole;
+	lz->whole_tried = true;
+	/* the body, through the descriptor already open (the file may no
+	 * longer be openable: privileges are dropped by then) */
+	if (lseek(lz->fd, (off_t)sizeof(lz->image), SEEK_SET) >= 0)
+		lz->whole = img_load_body(lz->fd, &lz->image, lz->file, why,
+					  sizeof(why));
+	if (!lz->whole) {
+		struct conf_diags d;
+		problem(lz, "%s.compiled: not used: %s; reading the text",
+			lz->file, why[0] ? why : "unreadable");
+		lz->whole = conf_load(lz->file, &d);
+		if (!lz->whole)
+			problem(lz, "%s: does not load now (%s): blocking",
+				lz->file, d.n ? d.v[0].msg : "unreadable");
+		conf_diags_free(&d);
+	}
+	return lz->whole;
+}
+
+int conf_lazy_load_all(const struct conf *c)
+{
+	return !c->lazy || conf_lazy_whole(c) ? 0 : -1;
+}
+
+/* ---- the index ----------------------------------------------------- */
+
+static void addr_key(const struct sockaddr_storage *ss, int *family,
+		     uint8_t key[16])
+{
+	memset(key, 0, 16);
+	*family = 0;
+	if (ss->ss_family == AF_INET) {
+		*family = 4;
+		memcpy(key, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+	} else if (ss->ss_family == AF_INET6) {
+		*family = 6;
+		memcpy(key, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
+	}
+}
+
+static void mask_key(uint8_t *key, unsigned prefix)
+{
+	for (unsigned i = 0; i < 16; i++) {
+		unsigned keep = prefix >= 8 * (i + 1) ? 8 :
+				prefix > 8 * i ? prefix - 8 * i : 0;
+		key[i] &= keep ? (uint8_t)(0xff << (8 - keep)) : 0;
+	}
+}
+
+struct lookup {
+	struct conf_lazy *lz;
+	unsigned set, dim;
+	const struct index_group *g;
+	size_t nrules;
+};
+
+/* Reads entries [POS, POS + N) and checks each against its place. */
+static int read_entries(const struct lookup *q, uint64_t pos,
+			struct index_entry *e, size_t n)
+{
+	if (lz_read(q->lz, q->lz->h.entries_off + pos * sizeof(*e), e,
+		    n * sizeof(*e)))
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		if (e[i].check != index_entry_check(&e[i], q->set, q->dim, q->g,
+						    pos + i) ||
+		    e[i].rule >= q->nrules)
+			return -1;
+	return 0;
+}
+
+/* Sets the bit of every rule of group G whose prefix holds KEY (already
+ * masked to G's length).  Entries are sorted by key: a binary search
+ * reads single entries until the range fits a block, then the block. */
+static int lookup_group(const struct lookup *q, const uint8_t *key,
+			uint64_t *bits)
+{
+	struct index_entry blk[ENTRY_BLOCK];
+	uint64_t lo = q->g->first, hi = q->g->first + q->g->count;
+
+	while (hi - lo > ENTRY_BLOCK) {
+		uint64_t mid = lo + (hi - lo) / 2;
+		if (read_entries(q, mid, blk, 1))
+			return -1;
+		if (memcmp(blk[0].key, key, 16) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	/* the first entry not below KEY is in [lo, hi]; equal ones may go
+	 * on past HI: read block after block while they do */
+	uint64_t end = q->g->first + q->g->count;
+	for (uint64_t at = lo; at < end;) {
+		size_t n = end - at < ENTRY_BLOCK ? (size_t)(end - at) : ENTRY_BLOCK;
+		if (read_entries(q, at, blk, n))
+			return -1;
+		for (size_t i = 0; i < n; i++) {
+			int k = memcmp(blk[i].key, key, 16);
+			if (k > 0)
+				return 0;
+			if (k == 0)
+				bits[blk[i].rule / 64] |= 1ull << (blk[i].rule % 64);
+		}
+		at += n;
+	}
+	return 0;
+}
+
+/* BITS = the set's rules that ADDR does not rule out on side DIM. */
+static int candidates(struct conf_lazy *lz, unsigned set, unsigned dim,
+		      const struct sockaddr_storage *addr, uint64_t *bits)
+{
+	const struct index_dim *d = &lz->h.dims[set][dim];
+	size_t nrules = set_size(&lz->h, (int)set);
+	size_t words = (nrules + 63) / 64;
+	uint8_t key[16];
+	int family;
+
+	memcpy(bits, lz->small + d->always_off, words * sizeof(uint64_t));
+	addr_key(addr, &family, key);
+	struct lookup q = { .lz = lz, .set = set, .dim = dim,
+			    .nrules = nrules };
+	const struct index_group *g = (const void *)(lz->small + d->groups_off);
+	for (uint64_t i = 0; i < d->ngroups; i++) {
+		if (g[i].family != family || g[i].count == 0)
+			continue;
+		uint8_t k[16];
+		memcpy(k, key, 16);
+		mask_key(k, g[i].prefix);
+		q.g = &g[i];
+		if (lookup_group(&q, k, bits))
+			return -1;
+	}
+	return 0;
+}
+
+/* ---- reading one rule ---------------------------------------------- */
+
+static const struct rule *read_rule(struct conf_lazy *lz, unsigned set,
+				    size_t i)
+{
+	size_t idx = set == RULE_CLIENT ? i : (size_t)lz->h.nclient + i;
+	struct index_record rec;
+
+	if (lz_read(lz, lz->h.records_off + idx * sizeof(rec), &rec,
+		    sizeof(rec)) ||
+	    rec.off > lz->h.blobs_size || rec.len > lz->h.blobs_size - rec.off) {
+		problem(lz, "%s.compiled: not used: corrupt (rule record %zu)", lz->file,
+			idx + 1);
+		return NULL;
+	}
+	struct blob *b = malloc(sizeof(*b) + (rec.len ? rec.len : 1));
+	if (!b)
+		return NULL;
+	char *data = (char *)b->data;
+	if (lz_read(lz, lz->h.blobs_off + rec.off, data, rec.len) ||
+	    index_blob_sum(data, rec.len, set, i) != rec.sum) {
+		free(b);
+		problem(lz, "%s.compiled: not used: damaged (rule %zu)", lz->file, idx + 1);
+		return NULL;
+	}
+	struct rule *r = img_relocate_rule(data, rec.pool, rec.len,
+					   (enum rule_set)set);
+	if (!r) {
+		free(b);
+		problem(lz, "%s.compiled: not used: corrupt (rule %zu)", lz->file, idx + 1);
+		return NULL;
+	}
+	const char *drift = img_interface_drift(&r->from);
+	if (!drift)
+		drift = img_interface_drift(&r->to);
+	if (drift) {
+		free(b);
+		problem(lz, "%s.compiled: not used: \"%s\" changed between "
+			"interface and host name since it was compiled; "
+			"compile it again", lz->file, drift);
+		return NULL;
+	}
+	b->next = lz->blobs;
+	lz->blobs = b;
+	return r;
+}
+
+/* ---- walking ------------------------------------------------------- */
+
+void rule_walk_begin(struct rule_walk *w, const struct conf *c,
+		     enum rule_set set, const struct sockaddr_storage *from,
+		     const struct sockaddr_storage *to)
+{
+	memset(w, 0, sizeof(*w));
+	w->c = c;
+	w->set = set;
+	w->n = set == RULE_CLIENT ? c->nclient : c->nsocks;
+	struct conf_lazy *lz = c->lazy;
+	if (!lz || lz->whole_tried) {
+		if (lz)
+			w->failed = true;  /* decide on the whole rules */
+		return;
+	}
+	size_t words = (w->n + 63) / 64;
+	w->bits = malloc((words ? words : 1) * sizeof(uint64_t) * 2);
+	if (!w->bits) {
+		w->failed = true;
+		return;
+	}
+	uint64_t *other = w->bits + words;
+	if (!from)
+		memset(w->bits, 0xff, words * sizeof(uint64_t));
+	else if (candidates(lz, set, DIM_FROM, from, w->bits))
+		w->failed = true;
+	if (!w->failed && to) {
+		if (candidates(lz, set, DIM_TO, to, other))
+			w->failed = true;
+		else
+			for (size_t k = 0; k < words; k++)
+				w->bits[k] &= other[k];
+	}
+	if (w->failed)
+		problem(lz, "%s.compiled: not used: damaged (index)", lz->file);
+}
+
+const struct rule *rule_walk_next(struct rule_walk *w)
+{
+	if (w->failed)
+		return NULL;
+	struct conf_lazy *lz = w->c->lazy;
+	if (!lz)
+		return w->next < w->n ? &(w->set == RULE_CLIENT
+						  ? conf_client_rules(w->c)
+						  : conf_socks_rules(w->c))[w->next++]
+				      : NULL;
+	while (w->next < w->n) {
+		size_t i = w->next++;
+		if (!(w->bits[i / 64] >> (i % 64) & 1)) {
+			if (w->bits[i / 64] >> (i % 64) == 0)  /* skip the word */
+				w->next = (i / 64 + 1) * 64;
+			continue;
+		}
+		if (++w->visited > LAZY_MAX_VISITS) {
+			w->failed = true;   /* cheaper whole; no problem */
+			return NULL;
+		}
+		const struct rule *r = read_rule(lz, w->set, i);
+		if (!r)
+			w->failed = true;
+		return r;
+	}
+	return NULL;
+}
+
+void rule_walk_end(struct rule_walk *w)
+{
+	free(w->bits);
+	w->bits = NULL;
+}
