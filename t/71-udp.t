@@ -409,6 +409,33 @@ def blocked_destinations_dropped():
 
 
 @test
+def decided_under_the_sandbox_from_a_large_image():
+    # each datagram is decided under the UDP sandbox, where nothing can be
+    # read: a compiled image too large to be read whole at start is read
+    # whole before the sandbox, and decides as the text does
+    echo = UdpEcho()
+    blocked_port = UdpEcho()
+    srv, conf, log = udp_proxy(blocked_port=blocked_port.port)
+    with open(conf, 'a') as fh:
+        fh.write(''.join('socks block { from: 203.0.113.%d/32 to: 0/0 }\n' % i
+                         for i in range(200)))
+    r = run([CHECK, '-f', conf, '--compile'])
+    is_(r.returncode, 0, 'compiled', r.stderr)
+    a = Assoc(srv)
+    a.send('127.0.0.1', blocked_port.port, b'to the blocked port')
+    got = a.roundtrip('127.0.0.1', echo.port, b'allowed')
+    is_(got and got[0], udp_header('127.0.0.1', echo.port) + b'echo:allowed',
+        'an allowed destination is relayed')
+    is_(blocked_port.payloads(), [], 'the blocked port got nothing')
+    client = a.ctl.local()
+    a.close()
+    is_(dropped_count(log, client), 1, 'one datagram dropped', read_log(log))
+    logs = read_log(log)
+    like(logs, r'rules: \S+\.compiled\b', 'the session took the image')
+    unlike(logs, r'not used|SIGSYS|sandbox', 'and never fell back or broke the sandbox')
+
+
+@test
 def unspecified_destination_dropped():
     # 0.0.0.0 is no destination (Linux would deliver it to this host), even
     # under a rule with to: 0/0 ([udp-range], client 127.0.0.4)
