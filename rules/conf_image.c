@@ -664,8 +664,8 @@ const char *img_names_drift(const struct conf *c)
 {
 	const char *w = NULL;
 
-	for (size_t i = 0; !w && i < c->nexternal; i++)
-		w = img_interface_drift(&c->external[i]);
+	/* external: takes no host names: a word there is an interface
+	 * whether or not this host has it, so it cannot drift */
 	for (size_t i = 0; !w && i < c->nclient + c->nsocks; i++) {
 		w = img_interface_drift(&c->rules[i].from);
 		if (!w)

@@ -177,13 +177,6 @@ static struct conf *read_globals(struct conf_lazy *lz, const char *conf_file,
 		(void)WHY("corrupt (globals)");
 		return NULL;
 	}
-	const char *drift = img_names_drift(c);
-	if (drift) {
-		free(base);
-		(void)WHY("\"%s\" changed between interface and host name since it "
-		    "was compiled; compile it again", drift);
-		return NULL;
-	}
 	c->file = memcpy(base + n, conf_file, name);
 	c->nclient = (size_t)lz->h.nclient;
 	c->nsocks = (size_t)lz->h.nsocks;

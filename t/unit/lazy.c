@@ -461,6 +461,28 @@ static void load_all(void)
 	conf_free(c);
 }
 
+/* external: takes an interface name whether or not the host has it:
+ * an image with one is current (it once was refused as "drifted"). */
+static void external_interface(void)
+{
+	char conf[4096];
+	bool used;
+
+	snprintf(conf, sizeof(conf), "%s/external.conf", dir);
+	write_file(conf, "external: sockdnoif0\nsocksmethod: none\n"
+		   "client pass { from: 0/0 to: 0/0 }\n");
+	compile(conf);
+	struct conf *c = open_image(conf, &used);
+	tap_ok(c && used, "an image naming a missing interface in external: "
+	       "is used");
+	conf_free(c);
+	char image[4096], why[300];
+	conf_image_path(conf, image, sizeof(image));
+	c = conf_image_load(conf, image, why, sizeof(why));
+	tap_ok(c != NULL, "and loads whole (%s)", why);
+	conf_free(c);
+}
+
 int main(void)
 {
 	if (!mkdtemp(dir)) {
@@ -471,6 +493,7 @@ int main(void)
 	damage_sweep();
 	many_visits();
 	load_all();
+	external_interface();
 	char cmd[4200];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	if (system(cmd))
