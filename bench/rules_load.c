@@ -99,6 +99,9 @@ static long long sample(const char *self, const char *mode, const char *file)
 	pid_t pid;
 	posix_spawn_file_actions_t fa;
 	char *argv[] = { (char *)self, "--once", (char *)mode, (char *)file, NULL };
+
+	if (!file)
+		argv[3] = NULL;  /* --once handshake */
 	char buf[64] = "";
 	int st;
 
@@ -118,8 +121,30 @@ static long long sample(const char *self, const char *mode, const char *file)
 	return atoll(buf);
 }
 
+/* One sample of the yardstick as a session would meet it: the first
+ * loopback handshake of a new process (its listener set up untimed). */
+static int once_handshake(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t al = sizeof(a);
+	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof(a)) ||
+	    listen(lfd, 4) || getsockname(lfd, (struct sockaddr *)&a, &al))
+		return 1;
+	long long t = handshake(lfd, &a);
+	if (t < 0)
+		return 1;
+	printf("%lld\n", t);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc == 3 && strcmp(argv[1], "--once") == 0 &&
+	    strcmp(argv[2], "handshake") == 0)
+		return once_handshake();
 	if (argc == 4 && strcmp(argv[1], "--once") == 0)
 		return once(argv[2], argv[3]);
 
@@ -162,7 +187,8 @@ int main(int argc, char **argv)
 	conf_free(cc);
 	conf_diags_free(&d);
 
-	long long *t[3] = { calloc((size_t)rounds, sizeof(long long)),
+	long long *t[4] = { calloc((size_t)rounds, sizeof(long long)),
+			    calloc((size_t)rounds, sizeof(long long)),
 			    calloc((size_t)rounds, sizeof(long long)),
 			    calloc((size_t)rounds, sizeof(long long)) };
 	static const char *const modes[2] = { "text", "image" };
@@ -180,6 +206,8 @@ int main(int argc, char **argv)
 				rc = 1;
 		if (!rc && (t[2][r] = handshake(lfd, &la)) < 0)
 			rc = 1;
+		if (!rc && (t[3][r] = sample(self, "handshake", NULL)) < 0)
+			rc = 1;
 	}
 	if (lfd >= 0)
 		close(lfd);
@@ -187,6 +215,9 @@ int main(int argc, char **argv)
 		qsort(t[2], (size_t)rounds, sizeof(long long), cmp);
 		printf("loopback_handshake median=%.1f us min=%.1f us\n",
 		       t[2][rounds / 2] / 1e3, t[2][0] / 1e3);
+		qsort(t[3], (size_t)rounds, sizeof(long long), cmp);
+		printf("loopback_handshake_new_process median=%.1f us min=%.1f us\n",
+		       t[3][rounds / 2] / 1e3, t[3][0] / 1e3);
 	}
 	for (int m = 0; m < 2 && !rc; m++) {
 		qsort(t[m], (size_t)rounds, sizeof(long long), cmp);
@@ -200,6 +231,7 @@ int main(int argc, char **argv)
 	free(t[0]);
 	free(t[1]);
 	free(t[2]);
+	free(t[3]);
 	free(text);
 	return rc;
 }
