@@ -115,7 +115,8 @@ w('- Machine: %s CPUs, %s, %s RAM, AES-NI: %s; kernel %s; %s; load average at th
   % (meta.get('nproc'), meta.get('cpu'), meta.get('mem'),
      'yes' if meta.get('cpu_flags_aes') == 'aes' else 'no', meta.get('kernel'), meta.get('os'),
      meta.get('loadavg')))
-w('- Peers: sockd-session %s under `systemd-socket-activate --accept`; Dante (danted) %s; '
+w('- Peers: sockd-session %s under `systemd-socket-activate --accept`, its rules compiled '
+  '(`sockd-check --compile`, as `sockd.socket` does when it starts); Dante (danted) %s; '
   'microsocks %s; the minimal splice relay of issue 7 (bench/minrelay.c: SOCKS5 none + '
   'CONNECT + splice, no rules, no privilege drop, libc only) under the same spawner; '
   'direct = the load generator talks to the target server without a proxy. '

@@ -728,8 +728,10 @@ static void free_body(char *p, size_t mapped)
 
 void conf_image_free(struct conf *c)
 {
-	conf_lazy_free(c->lazy);
-	free_body(c->image_block, c->image_mapped);
+	if (c->lazy)
+		conf_lazy_free(c->lazy);  /* C lives in its memory */
+	else
+		free_body(c->image_block, c->image_mapped);
 }
 
 struct conf *img_load_body(int fd, const struct image_header *h,

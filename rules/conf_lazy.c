@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "conf_image.h"
@@ -21,10 +22,61 @@
 /* Binary search reads single entries until the range fits this buffer. */
 #define ENTRY_BLOCK 128
 
-struct blob {                 /* a rule read from the image */
-	struct blob *next;
-	max_align_t data[];
+/* Everything a lazy conf holds (itself, the parts of the image it read,
+ * the rules it read) comes from mappings of its own, returned whole when
+ * it is freed.  Not from malloc: small blocks freed into glibc's caches
+ * would pin the heap's pages above its first, which a session then keeps
+ * for the hours it may relay (a page per session). */
+struct arena {
+	struct arena *next;
+	size_t size, used;
 };
+#define ARENA_MIN (64u << 10)
+
+static struct arena *arena_map(size_t need)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	size_t size = sizeof(struct arena) + need + _Alignof(max_align_t);
+
+	size = size < ARENA_MIN ? ARENA_MIN : (size + page - 1) / page * page;
+	struct arena *a = mmap(NULL, size, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (a == MAP_FAILED)
+		return NULL;
+	a->next = NULL;
+	a->size = size;
+	a->used = sizeof(*a);
+	return a;
+}
+
+/* N zeroed bytes from the chain at *HEAD (fresh mappings are zero). */
+static void *arena_alloc(struct arena **head, size_t n)
+{
+	struct arena *a = *head;
+	const size_t align = _Alignof(max_align_t);
+
+	n = (n + align - 1) / align * align;
+	size_t at = (a->used + align - 1) / align * align;
+	if (at > a->size || n > a->size - at) {
+		struct arena *b = arena_map(n);
+		if (!b)
+			return NULL;
+		b->next = a;
+		*head = a = b;
+		at = (a->used + align - 1) / align * align;
+	}
+	a->used = at + n;
+	return (char *)a + at;
+}
+
+static void arena_unmap(struct arena *a)
+{
+	while (a) {
+		struct arena *next = a->next;
+		munmap(a, a->size);
+		a = next;
+	}
+}
 
 struct conf_lazy {
 	int fd;
@@ -33,7 +85,7 @@ struct conf_lazy {
 	struct image_header image;
 	struct index_header h;
 	char *small;              /* the small part, checked */
-	struct blob *blobs;
+	struct arena *arena;
 	struct conf *whole;       /* after a fall back */
 	bool whole_tried;
 	char *file;
@@ -143,11 +195,15 @@ static bool read_small(struct conf_lazy *lz, char *why, size_t whylen)
 		return WHY("truncated or corrupt");
 	if (lz->h.small_size < sizeof(lz->h) || lz->h.small_size > lz->size)
 		return WHY("corrupt (index)");
-	lz->small = malloc((size_t)lz->h.small_size);
-	if (!lz->small)
-		return WHY("out of memory");
-	if (lz_read(lz, 0, lz->small, (size_t)lz->h.small_size))
-		return WHY("truncated or corrupt");
+	if (lz->copy) {
+		lz->small = lz->copy;
+	} else {
+		lz->small = arena_alloc(&lz->arena, (size_t)lz->h.small_size);
+		if (!lz->small)
+			return WHY("out of memory");
+		if (lz_read(lz, 0, lz->small, (size_t)lz->h.small_size))
+			return WHY("truncated or corrupt");
+	}
 	struct index_header zero = lz->h;
 	zero.small_sum = 0;
 	memcpy(lz->small, &zero, sizeof(zero));
@@ -164,7 +220,7 @@ static struct conf *read_globals(struct conf_lazy *lz, const char *conf_file,
 				 char *why, size_t whylen)
 {
 	size_t n = (size_t)lz->h.globals_size, name = strlen(conf_file) + 1;
-	char *base = malloc(n + name);
+	char *base = arena_alloc(&lz->arena, n + name);
 
 	if (!base) {
 		(void)WHY("out of memory");
@@ -173,7 +229,6 @@ static struct conf *read_globals(struct conf_lazy *lz, const char *conf_file,
 	memcpy(base, lz->small + lz->h.globals_off, n);
 	struct conf *c = img_relocate(base, (size_t)lz->h.globals_pool, n);
 	if (!c || c->nclient || c->nsocks) {
-		free(base);
 		(void)WHY("corrupt (globals)");
 		return NULL;
 	}
@@ -188,28 +243,32 @@ static struct conf *read_globals(struct conf_lazy *lz, const char *conf_file,
 struct conf *conf_lazy_open(const char *conf_file, const char *image,
 			    char *why, size_t whylen)
 {
-	struct conf_lazy *lz = calloc(1, sizeof(*lz));
+	struct arena *arena = arena_map(0);
+	struct conf_lazy *lz = arena ? arena_alloc(&arena, sizeof(*lz)) : NULL;
 
 	why[0] = '\0';
 	if (!lz) {
+		arena_unmap(arena);
 		(void)WHY("out of memory");
 		return NULL;
 	}
+	lz->arena = arena;
 	lz->fd = img_open(conf_file, image, &lz->image, why, whylen);
 	if (lz->fd < 0) {
-		free(lz);
+		arena_unmap(lz->arena);
 		return NULL;
 	}
 	lz->section = sizeof(lz->image) + lz->image.body_size;
 	lz->size = lz->image.lazy_size;
 	if (lz->size <= LAZY_READ_WHOLE) {
-		char *copy = malloc(lz->size ? (size_t)lz->size : 1);
+		char *copy = arena_alloc(&lz->arena, (size_t)lz->size);
 		if (copy && lz_read(lz, 0, copy, (size_t)lz->size) == 0)
 			lz->copy = copy;
-		else
-			free(copy);
 	}
-	lz->file = strdup(conf_file);
+	size_t name = strlen(conf_file) + 1;
+	lz->file = arena_alloc(&lz->arena, name);
+	if (lz->file)
+		memcpy(lz->file, conf_file, name);
 	struct conf *c = NULL;
 	if (!lz->file)
 		(void)WHY("out of memory");
@@ -223,23 +282,16 @@ struct conf *conf_lazy_open(const char *conf_file, const char *image,
 	return c;
 }
 
+/* Frees LZ and the conf that holds it (which lives in LZ's arena). */
 void conf_lazy_free(struct conf_lazy *lz)
 {
 	if (!lz)
 		return;
 	if (lz->fd >= 0)
 		close(lz->fd);
-	while (lz->blobs) {
-		struct blob *b = lz->blobs;
-		lz->blobs = b->next;
-		free(b);
-	}
 	if (lz->whole)
 		conf_free(lz->whole);
-	free(lz->copy);
-	free(lz->small);
-	free(lz->file);
-	free(lz);
+	arena_unmap(lz->arena);
 }
 
 int conf_lazy_fd(const struct conf *c)
@@ -418,20 +470,17 @@ static const struct rule *read_rule(struct conf_lazy *lz, unsigned set,
 			idx + 1);
 		return NULL;
 	}
-	struct blob *b = malloc(sizeof(*b) + (rec.len ? rec.len : 1));
-	if (!b)
+	char *data = arena_alloc(&lz->arena, rec.len ? rec.len : 1);
+	if (!data)
 		return NULL;
-	char *data = (char *)b->data;
 	if (lz_read(lz, lz->h.blobs_off + rec.off, data, rec.len) ||
 	    index_blob_sum(data, rec.len, set, i) != rec.sum) {
-		free(b);
 		problem(lz, "%s.compiled: not used: damaged (rule %zu)", lz->file, idx + 1);
 		return NULL;
 	}
 	struct rule *r = img_relocate_rule(data, rec.pool, rec.len,
 					   (enum rule_set)set);
 	if (!r) {
-		free(b);
 		problem(lz, "%s.compiled: not used: corrupt (rule %zu)", lz->file, idx + 1);
 		return NULL;
 	}
@@ -439,14 +488,11 @@ static const struct rule *read_rule(struct conf_lazy *lz, unsigned set,
 	if (!drift)
 		drift = img_interface_drift(&r->to);
 	if (drift) {
-		free(b);
 		problem(lz, "%s.compiled: not used: \"%s\" changed between "
 			"interface and host name since it was compiled; "
 			"compile it again", lz->file, drift);
 		return NULL;
 	}
-	b->next = lz->blobs;
-	lz->blobs = b;
 	return r;
 }
 
@@ -467,7 +513,7 @@ void rule_walk_begin(struct rule_walk *w, const struct conf *c,
 		return;
 	}
 	size_t words = (w->n + 63) / 64;
-	w->bits = malloc((words ? words : 1) * sizeof(uint64_t) * 2);
+	w->bits = arena_alloc(&lz->arena, (words ? words : 1) * sizeof(uint64_t) * 2);
 	if (!w->bits) {
 		w->failed = true;
 		return;
@@ -515,10 +561,4 @@ const struct rule *rule_walk_next(struct rule_walk *w)
 		return r;
 	}
 	return NULL;
-}
-
-void rule_walk_end(struct rule_walk *w)
-{
-	free(w->bits);
-	w->bits = NULL;
 }

@@ -48,7 +48,8 @@ struct rule_walk {
 	const struct conf *c;
 	enum rule_set set;
 	size_t next, n;
-	uint64_t *bits;           /* lazy: the candidates */
+	uint64_t *bits;           /* lazy: the candidates (in the conf's
+				     memory, freed with it) */
 	size_t visited;
 	bool failed;              /* start again on conf_lazy_whole() */
 };
@@ -60,7 +61,6 @@ void rule_walk_begin(struct rule_walk *w, const struct conf *c,
 		     enum rule_set set, const struct sockaddr_storage *from,
 		     const struct sockaddr_storage *to);
 const struct rule *rule_walk_next(struct rule_walk *w);
-void rule_walk_end(struct rule_walk *w);
 
 /* The conf to decide on after a walk failed: C's rules read whole (the
  * image's body, else the text), loaded once.  NULL when neither loads. */

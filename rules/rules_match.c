@@ -242,17 +242,14 @@ static enum match_result decide(const struct conf *c, const struct facts *f,
 		if (m == MATCH_MISSING) {
 			v->missing = missing;
 			v->missing_rule = r;
-			rule_walk_end(&w);
 			return MATCH_MISSING;
 		}
 		if (m == MATCH_YES) {
 			v->pass = r->pass;
 			v->rule = r;
-			rule_walk_end(&w);
 			return MATCH_YES;
 		}
 	}
-	rule_walk_end(&w);
 	if (w.failed) {
 		/* the image could not say: the whole rules decide (or nothing
 		 * passes when they do not load) */
@@ -310,7 +307,6 @@ const struct rule *rules_first_possible_pass(const struct conf *c,
 			break;
 		}
 	}
-	rule_walk_end(&w);
 	if (w.failed) {
 		const struct conf *whole = conf_lazy_whole(c);
 		return whole ? rules_first_possible_pass(whole, f) : NULL;

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <stdint.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -134,6 +135,36 @@ static __attribute__((noinline)) void release_stack(void)
 	(void)madvise((void *)(end - span), span, MADV_DONTNEED);
 }
 
+/* What exec put at the top of the stack: the argument and environment
+ * strings, read during the set-up only (getopt, LISTEN_FDS, the journal).
+ * The kernel leaves a random gap of up to 8 KiB between them and what it
+ * puts below (the random bytes, auxv, the argv[] and envp[] arrays, then
+ * the frames), so that in about half of the sessions they are on a page
+ * of their own: it goes back to the kernel for a splice relay.  argv[]
+ * and environ still point there and read as empty strings after: nothing
+ * in the relay reads them (syslog's ident is set, the time zone loaded).
+ * The range is from the page above the random bytes and the platform
+ * string (the highest things below the gap) to the end of AT_EXECFN, the
+ * last string, at the stack's very top. */
+static void release_exec_strings(void)
+{
+	const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	const char *execfn = (const char *)getauxval(AT_EXECFN);
+	const char *platform = (const char *)getauxval(AT_PLATFORM);
+	uintptr_t low = (uintptr_t)getauxval(AT_RANDOM);
+
+	if (!execfn || !low)
+		return;
+	low += 16;
+	if (platform && (uintptr_t)platform + strlen(platform) + 1 > low)
+		low = (uintptr_t)platform + strlen(platform) + 1;
+	low = (low + page - 1) & ~(page - 1);
+	uintptr_t high = ((uintptr_t)execfn + strlen(execfn) + 1 + page - 1) &
+			 ~(page - 1);
+	if (high > low && high - low <= 64 * page)
+		(void)madvise((void *)low, high - low, MADV_DONTNEED);
+}
+
 void session_sandbox(const struct session *s, enum sandbox_profile p)
 {
 	int fds[8];
@@ -176,6 +207,7 @@ void session_relay(struct session *s, const struct rule *r, int target,
 		return;
 	}
 	struct relay_stats st;
+	release_exec_strings();
 	relay_run(s->cc.fd, target, &s->pipes, io, fin_wait, &st);
 	log_end(s, where, dest, st.from_client, st.to_client, st.reason);
 }

@@ -575,8 +575,11 @@ def session_exit(stderr, port):
     # line and its spawn line there may be the death of an earlier process
     # with the same pid, and this child's own death when it was reaped
     # before its spawn was logged.  After the spawn line, the first death
-    # of the pid is this child's; else the last one before the spawn line.
-    after = died_re.search(stderr, sp.end())
+    # of the pid before the pid is spawned again is this child's (an older
+    # process's death was logged when it was reaped, before the pid could
+    # be reused); else the last one before the spawn line.
+    again = re.compile(r'^Spawned .* as PID %d\.$' % pid, re.M).search(stderr, sp.end())
+    after = died_re.search(stderr, sp.end(), again.start() if again else len(stderr))
     if after:
         return (pid, int(after.group(1)))
     before = died_re.findall(stderr, m.end(), sp.start())
