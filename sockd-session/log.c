@@ -1,9 +1,12 @@
 /* Log lines: "<time> sockd-session[pid]: <level>: <event> key=value ...". */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -53,6 +56,20 @@ static int facility_of(const char *name)
 	return LOG_DAEMON;
 }
 
+/* "logoutput: /dev/null" is how logging is turned off: lines for it are
+ * not even formatted (nor the time zone loaded for their stamps). */
+static int unless_null_device(int fd)
+{
+	struct stat st;
+
+	if (fd >= 0 && fstat(fd, &st) == 0 && S_ISCHR(st.st_mode) &&
+	    st.st_rdev == makedev(1, 3)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 void log_open(const struct conf *c)
 {
 	logs.nfds = 0;
@@ -76,6 +93,7 @@ void log_open(const struct conf *c)
 			if (fd < 0)
 				log_msg(LOGL_WARNING, "cannot open log file %s: %s",
 					t->arg, strerror(errno));
+			fd = unless_null_device(fd);
 			break;
 		case LOGT_SYSLOG:
 			/* connect now: after the drop /dev/log may be out of
@@ -97,6 +115,8 @@ void log_open(const struct conf *c)
 						      O_CREAT | O_CLOEXEC |
 						      O_NOCTTY, 0640)
 			: -1;
+		if (t->kind == LOGT_FILE)
+			fd = unless_null_device(fd);
 		if (t->kind == LOGT_SYSLOG) {
 			openlog("sockd-session", LOG_PID | LOG_NDELAY,
 				facility_of(t->arg));
@@ -110,6 +130,29 @@ void log_open(const struct conf *c)
 		openlog("sockd-session", LOG_PID | LOG_NDELAY, LOG_DAEMON);
 		logs.use_syslog = 1;
 	}
+}
+
+bool log_needs_time_zone(void)
+{
+	return logs.use_syslog || logs.nfds || logs.nerrfds;
+}
+
+/* With no top pad the heap is one page and the zone file's 4 KiB stdio
+ * buffer does not fit: it is mapped apart (threshold 4 KiB) and unmapped
+ * at fclose, so the zone's data, which the session keeps, does not sit
+ * above it on a second page.  Both settings go back to glibc's defaults
+ * after. */
+void log_load_time_zone(void)
+{
+	time_t now = time(NULL);
+	struct tm tm;
+
+	mallopt(M_TOP_PAD, 0);
+	mallopt(M_MMAP_THRESHOLD, 4096);
+	tzset();
+	localtime_r(&now, &tm);
+	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+	mallopt(M_TOP_PAD, 128 * 1024);
 }
 
 size_t log_fds(int *fds, size_t max)

@@ -4,6 +4,7 @@
 #ifndef SOCKD_LOG_H
 #define SOCKD_LOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "conf.h"
@@ -16,6 +17,14 @@ void log_init_early(void);
 
 /* Opens C's logoutput targets (replacing the early ones). */
 void log_open(const struct conf *c);
+
+/* Does a target stamp its lines with local time (files, stdout, stderr
+ * that is not the journal, syslog(3))?  Only then is the time zone
+ * loaded: reading it costs a new process ~0.2 ms. */
+bool log_needs_time_zone(void);
+
+/* Loads the time zone now (before the sandbox, which refuses the file). */
+void log_load_time_zone(void);
 
 /* The descriptors logging writes to (files, stderr); returns the count. */
 size_t log_fds(int *fds, size_t max);

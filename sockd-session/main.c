@@ -4,13 +4,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "activation.h"
@@ -92,26 +90,6 @@ static void parse_args(struct session *s, int argc, char **argv, int *debug)
 	}
 }
 
-/* The time zone (for log time stamps) before anything else is allocated,
- * so that its data sits on the heap's first page: the zone file's stdio
- * buffer, 4 KiB, would otherwise come first and push it onto a second
- * page, which an idle session would keep.  With no top pad the heap is
- * one page and the buffer does not fit: it is mapped apart (threshold
- * 4 KiB) and unmapped at fclose.  Both settings go back to glibc's
- * defaults after. */
-static void load_time_zone(void)
-{
-	time_t now = time(NULL);
-	struct tm tm;
-
-	mallopt(M_TOP_PAD, 0);
-	mallopt(M_MMAP_THRESHOLD, 4096);
-	tzset();
-	localtime_r(&now, &tm);
-	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
-	mallopt(M_TOP_PAD, 128 * 1024);
-}
-
 /* Secrets (passwords, keys) pass through this process: no core files. */
 static void no_core_dumps(void)
 {
@@ -171,6 +149,10 @@ static __attribute__((noinline)) void load_rules(struct session *s, int debug)
 	}
 	log_open(s->conf);
 	log_set_debug(debug);
+	/* first thing on the heap after the rules (which an image keeps off
+	 * it), so that its data stays on the heap's first page */
+	if (log_needs_time_zone())
+		log_load_time_zone();
 	conf_lazy_on_problem(s->conf, report_image_problem, s);
 	if (image)
 		log_msg(LOGL_DEBUG, "rules: %s.compiled", s->conf_file);
@@ -342,7 +324,6 @@ int main(int argc, char **argv)
 	int debug = 0;
 
 	parse_args(&s, argc, argv, &debug);
-	load_time_zone();
 	log_init_early();
 	no_core_dumps();
 	s.started = netio_now_ms();

@@ -233,12 +233,6 @@ static int install(enum sandbox_profile pr)
 int sandbox_enter(enum sandbox_profile p, const int *log_fds, size_t nlog,
 		  char *err, size_t len)
 {
-	/* what libc would otherwise do lazily, under the filter: load the
-	 * time zone for log time stamps */
-	time_t now = time(NULL);
-	struct tm tm;
-	tzset();
-	localtime_r(&now, &tm);
 	nlog_targets = 0;
 	for (size_t i = 0; i < nlog && i < sizeof(log_targets) / sizeof(log_targets[0]); i++)
 		log_targets[nlog_targets++] = log_fds[i];

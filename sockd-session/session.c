@@ -171,6 +171,10 @@ void session_sandbox(const struct session *s, enum sandbox_profile p)
 	size_t n = log_fds(fds, sizeof(fds) / sizeof(fds[0]));
 	char err[200];
 
+	/* what libc would otherwise do lazily under the filter, which
+	 * refuses the file: load the time zone for log time stamps */
+	if (log_needs_time_zone())
+		log_load_time_zone();
 	if (sandbox_enter(p, fds, n, err, sizeof(err))) {
 		log_msg(LOGL_ERROR, "client=%s sandbox: %s", s->client, err);
 		exit(EXIT_REFUSED);

@@ -99,6 +99,36 @@ def dual_stack_listener_logs_plain_ipv4():
     unlike(text, r'ffff', 'no IPv4-mapped form in the log')
 
 
+@test
+def time_zone_only_for_stamped_logs():
+    # the time zone is read (~0.2 ms a session) only when a target stamps
+    # its lines with local time; "logoutput: /dev/null" turns logging off
+    for target, want in (('/dev/null', False), ('FILE', True)):
+        d = tmpdir()
+        logfile = os.path.join(d, 'sockd.log')
+        conf = os.path.join(d, 'sockd.conf')
+        with open(conf, 'w') as f:
+            f.write(conf_text(logfile if target == 'FILE' else target,
+                              rules='client pass { from: 0/0 to: 0/0 }\n'
+                                    'socks pass { from: 0/0 to: 0/0 log: connect }\n'))
+        trace = os.path.join(d, 'trace')
+        t = Target(h_echo)
+        # --inetd: the socket is fd 0 (LISTEN_PID would name strace)
+        with Server(conf, inetd=True, binary='/usr/bin/strace',
+                    args=['-f', '-qq', '-e', 'trace=openat', '-o', trace, SESSION_BIN,
+                          '-f', conf]) as s:
+            is_(connect_once(s, '127.0.0.1', t.port), 0, 'logoutput %s: relayed' % target)
+            s.wait_exit_codes(1)
+        with open(trace) as f:
+            opened = f.read()
+        if want:
+            like(opened, r'localtime|zoneinfo', 'a log file: the time zone is read for its stamps')
+            like(read_log(logfile), r'^\w{3} [ \d]\d \d\d:\d\d:\d\d sockd-session\[\d+\]: ',
+                 'and the lines are stamped')
+        else:
+            unlike(opened, r'localtime|zoneinfo', 'logoutput /dev/null: the time zone is never read')
+
+
 def journal_run(debug=False):
     """One relayed connection with stderr being "the journal" (a fake
     journal socket); returns the entries received and the plain stderr."""
