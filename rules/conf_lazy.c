@@ -14,8 +14,8 @@
 #include "conf_lazy.h"
 
 /* Past this many rules read one by one in a decision, reading them all
- * at once is cheaper (a rule costs a pread, a malloc and a check, ~100
- * times what it costs inside a whole read). */
+ * at once is cheaper (a rule costs two preads and a check, ~100 times
+ * what it costs inside a whole read). */
 #define LAZY_MAX_VISITS 64
 /* A section this small is read whole at open: a few syscalls fewer. */
 #define LAZY_READ_WHOLE (16u << 10)
@@ -296,7 +296,7 @@ void conf_lazy_free(struct conf_lazy *lz)
 
 int conf_lazy_fd(const struct conf *c)
 {
-	return c && c->lazy && !c->lazy->whole ? c->lazy->fd : -1;
+	return c && c->lazy ? c->lazy->fd : -1;
 }
 
 void conf_lazy_on_problem(const struct conf *c,
@@ -335,6 +335,11 @@ const struct conf *conf_lazy_whole(const struct conf *c)
 				lz->file, d.n ? d.v[0].msg : "unreadable");
 		conf_diags_free(&d);
 	}
+	/* nothing is read one by one any more: a session that closes what
+	 * it does not need may reuse the number, which must not be closed
+	 * again when the conf is freed */
+	close(lz->fd);
+	lz->fd = -1;
 	return lz->whole;
 }
 

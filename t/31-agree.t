@@ -153,4 +153,36 @@ def agree_from_large_compiled_image():
     unlike(logs, r'not used', 'no session fell back: every rule read as needed')
 
 
+
+@test
+def relay_after_the_image_fell_back():
+    # a client decision that visits more than 64 rules reads the whole
+    # image instead, and stops reading rule by rule; the image's descriptor
+    # is closed then, once: the session closes what it does not need and
+    # its next socket may take that number, which freeing the rules must
+    # not close again (the relay would lose its target)
+    d = tmpdir()
+    conf = os.path.join(d, 'many.conf')
+    log = os.path.join(d, 'sockd.log')
+    with open(conf, 'w') as fh:
+        fh.write(conf_text(log, rules=''.join(
+            'client block { from: 0/0 port = 1 to: 0/0 }\n' for _ in range(80))
+            + 'client pass { from: 0/0 to: 0/0 }\n'
+            'socks pass { from: 0/0 to: 0/0 log: connect disconnect }\n'))
+    r = run([CHECK, '-f', conf, '--compile'])
+    is_(r.returncode, 0, 'sockd-check --compile', r.stderr)
+    t = Target(h_echo)
+    with Server(conf, args=['-d', '-f', conf]) as srv:
+        c, m, rep = socks_connect(srv.addr, '127.0.0.1', t.port)
+        is_(rep.rep, 0, 'CONNECT granted by client-rule 81 (after 80 visited)')
+        c.send(b'through')
+        is_(c.recv_exact(7), b'through', 'and the relay carries data both ways')
+        c.close()
+        srv.wait_exit_codes(1)
+        is_(srv.exit_codes(), [0], 'the session ends cleanly')
+    logs = read_log(log)
+    like(logs, r'rules: \S+many\.conf\.compiled', 'the session took the image')
+    unlike(logs, r'not used', 'reading it whole is not a problem to report')
+
+
 main()
