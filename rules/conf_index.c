@@ -25,15 +25,6 @@ static int literal_cmp(const void *pa, const void *pb)
 	return a->rule < b->rule ? -1 : a->rule > b->rule;
 }
 
-static void mask_key(uint8_t *key, unsigned prefix)
-{
-	for (unsigned i = 0; i < 16; i++) {
-		unsigned keep = prefix >= 8 * (i + 1) ? 8 :
-				prefix > 8 * i ? prefix - 8 * i : 0;
-		key[i] &= keep ? (uint8_t)(0xff << (8 - keep)) : 0;
-	}
-}
-
 /* The literal prefix of A, if it has one (else false: always visited). */
 static bool literal_of(const struct rule_addr *a, struct literal *l)
 {
@@ -48,7 +39,7 @@ static bool literal_of(const struct rule_addr *a, struct literal *l)
 		return false;
 	}
 	l->prefix = a->prefix;
-	mask_key(l->key, l->prefix);
+	index_mask_key(l->key, l->prefix);
 	return true;
 }
 

@@ -364,15 +364,6 @@ static void addr_key(const struct sockaddr_storage *ss, int *family,
 	}
 }
 
-static void mask_key(uint8_t *key, unsigned prefix)
-{
-	for (unsigned i = 0; i < 16; i++) {
-		unsigned keep = prefix >= 8 * (i + 1) ? 8 :
-				prefix > 8 * i ? prefix - 8 * i : 0;
-		key[i] &= keep ? (uint8_t)(0xff << (8 - keep)) : 0;
-	}
-}
-
 struct lookup {
 	struct conf_lazy *lz;
 	unsigned set, dim;
@@ -452,7 +443,7 @@ static int candidates(struct conf_lazy *lz, unsigned set, unsigned dim,
 			continue;
 		uint8_t k[16];
 		memcpy(k, key, 16);
-		mask_key(k, g[i].prefix);
+		index_mask_key(k, g[i].prefix);
 		q.g = &g[i];
 		if (lookup_group(&q, k, bits))
 			return -1;

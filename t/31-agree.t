@@ -121,13 +121,18 @@ def check_and_session_agree():
     agree(CONF)
 
 
+def agree_from_image(conf):
+    """Compiles CONF and runs the agreement from its image."""
+    r = run([CHECK, '-f', conf, '--compile'])
+    is_(r.returncode, 0, 'sockd-check --compile', r.stderr)
+    return agree(conf, args=['-d', '-f', conf])
+
+
 @test
 def agree_from_compiled_image():
     conf = os.path.join(tmpdir(), 'check.conf')
     shutil.copy(CONF, conf)
-    r = run([CHECK, '-f', conf, '--compile'])
-    is_(r.returncode, 0, 'sockd-check --compile', r.stderr)
-    logs = agree(conf, args=['-d', '-f', conf])
+    logs = agree_from_image(conf)
     like(logs, r'rules: %s\.compiled' % re.escape(conf),
          'the sessions took the compiled image')
     unlike(logs, r'not used', 'no session fell back to the text')
@@ -144,14 +149,11 @@ def agree_from_large_compiled_image():
     with open(conf, 'w') as fh:
         fh.write(text + ''.join('socks block { from: 203.0.113.%d/32 to: 0/0 }\n'
                                 % i for i in range(200)))
-    r = run([CHECK, '-f', conf, '--compile'])
-    is_(r.returncode, 0, 'sockd-check --compile', r.stderr)
+    logs = agree_from_image(conf)
     cmp_ok(os.path.getsize(conf + '.compiled'), '>', 100000, 'a large image')
-    logs = agree(conf, args=['-d', '-f', conf])
     like(logs, r'rules: %s\.compiled' % re.escape(conf),
          'the sessions took the compiled image')
     unlike(logs, r'not used', 'no session fell back: every rule read as needed')
-
 
 
 @test
