@@ -14,7 +14,7 @@
 #include "journal.h"
 #include "log.h"
 
-#define MAX_TARGETS 8
+#define MAX_TARGETS LOG_MAX_TARGETS
 
 static struct {
 	int fds[MAX_TARGETS];

@@ -11,6 +11,9 @@
 
 enum log_level { LOGL_ERROR, LOGL_WARNING, LOGL_NOTICE, LOGL_INFO, LOGL_DEBUG };
 
+/* Targets per list (logoutput, errorlog): log_fds() gives at most twice. */
+#define LOG_MAX_TARGETS 8
+
 /* Before the rules are loaded: stderr (when it is not the client) and
  * syslog. */
 void log_init_early(void);

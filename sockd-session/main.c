@@ -268,7 +268,10 @@ static int cmp_int(const void *a, const void *b)
  * files.  syslog is reconnected after. */
 static void close_unneeded_fds(const struct session *s)
 {
-	int keep[16];
+	/* the client, four pipe ends, every log file, the journal, the
+	 * rules image: room for all (a log file left out would be closed and
+	 * its lines lost) */
+	int keep[5 + 2 * LOG_MAX_TARGETS + 2];
 	size_t n = 0;
 
 	keep[n++] = s->cc.fd;
@@ -276,7 +279,7 @@ static void close_unneeded_fds(const struct session *s)
 	keep[n++] = s->pipes.up[1];
 	keep[n++] = s->pipes.down[0];
 	keep[n++] = s->pipes.down[1];
-	n += log_fds(keep + n, sizeof(keep) / sizeof(keep[0]) - n - 1);
+	n += log_fds(keep + n, 2 * LOG_MAX_TARGETS);
 	if (log_journal_fd() >= 0)
 		keep[n++] = log_journal_fd();
 	if (conf_lazy_fd(s->conf) >= 0)  /* the rules image, read as needed */

@@ -2,6 +2,7 @@
 """Logging: log: per rule decides what is written, errorlog takes errors only,
 client-supplied bytes are escaped."""
 import os
+import re
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), 'lib'))
@@ -97,6 +98,44 @@ def dual_stack_listener_logs_plain_ipv4():
     text = wait_for(lambda: 'pass client=' in open(log).read() and open(log).read(), 5) or ''
     like(text, r'pass client=127\.0\.0\.1\.\d+ local=127\.0\.0\.1\.\d+ ', 'logged as plain IPv4')
     unlike(text, r'ffff', 'no IPv4-mapped form in the log')
+
+
+@test
+def every_log_file_kept_after_the_drop():
+    # the most log descriptors there may be (stderr that is the journal and
+    # seven files, eight errorlog files), the journal's socket and a compiled
+    # image: the session keeps every one when it closes what it does not
+    # need (a slot short once wrote past its array: UBSan aborts the
+    # sanitizer build), so the end lines, written after the privilege drop,
+    # reach every file
+    import socket as S
+    d = tmpdir()
+    os.chmod(d, 0o755)
+    jpath = os.path.join(d, 'journal.sock')
+    j = S.socket(S.AF_UNIX, S.SOCK_DGRAM)
+    j.bind(jpath)
+    defer(j.close)
+    os.chmod(jpath, 0o666)
+    outs = [os.path.join(d, 'out%d.log' % i) for i in range(7)]
+    errs = [os.path.join(d, 'err%d.log' % i) for i in range(8)]
+    conf = os.path.join(d, 'sockd.conf')
+    with open(conf, 'w') as f:
+        f.write(conf_text('stderr ' + ' '.join(outs),
+                          extra='errorlog: %s\n' % ' '.join(errs),
+                          rules='client pass { from: 0/0 to: 0/0 }\n'
+                                'socks pass { from: 0/0 to: 0/0 log: connect disconnect }\n'))
+    r = run([os.path.join(BUILD, 'sockd-check', 'sockd-check'), '-f', conf, '--compile'])
+    is_(r.returncode, 0, 'rules compiled', r.stderr)
+    errfile = os.path.join(d, 'stderr')
+    script = ('exec 2>>%s; JOURNAL_STREAM=$(stat -c %%d:%%i %s); export JOURNAL_STREAM; '
+              'exec %s -f %s' % (errfile, errfile, SESSION_BIN, conf))
+    t = Target(h_echo)
+    with Server(conf, binary='/bin/sh', args=['-c', script],
+                env={'SOCKD_JOURNAL_SOCKET': jpath}) as s:
+        is_(connect_once(s, '127.0.0.1', t.port), 0, 'relayed with 15 log files and the journal')
+        is_(s.wait_exit_codes(1), [0], 'the session ends cleanly')
+    missing = [o for o in outs if not re.search(r'info: end ', read_log(o) or '')]
+    ok(not missing, 'all seven logoutput files have the end line', ' '.join(missing))
 
 
 @test
