@@ -21,6 +21,12 @@
 #define LAZY_READ_WHOLE (16u << 10)
 /* Binary search reads single entries until the range fits this buffer. */
 #define ENTRY_BLOCK 128
+/* What a lazy conf may take in memory before its decisions go to the
+ * whole rules: each rule read stays (verdicts point into it), so a long
+ * run of decisions (sockd-check --test) would otherwise only grow. */
+#define LAZY_MAX_BYTES (1u << 20)
+
+#define SET_NAME(set) ((set) == RULE_CLIENT ? "client" : "socks")
 
 /* Everything a lazy conf holds (itself, the parts of the image it read,
  * the rules it read) comes from mappings of its own, returned whole when
@@ -32,6 +38,18 @@ struct arena {
 	size_t size, used;
 };
 #define ARENA_MIN (64u << 10)
+
+/* Under AddressSanitizer the unused parts of an arena and a gap after
+ * each block are poisoned, so that a read past a block is reported as it
+ * would be for malloc's. */
+#ifdef __SANITIZE_ADDRESS__
+#include <sanitizer/asan_interface.h>
+#define ARENA_REDZONE 32u
+#else
+#define ARENA_REDZONE 0u
+#define ASAN_POISON_MEMORY_REGION(p, n) ((void)(p), (void)(n))
+#define ASAN_UNPOISON_MEMORY_REGION(p, n) ((void)(p), (void)(n))
+#endif
 
 static struct arena *arena_map(size_t need)
 {
@@ -46,6 +64,7 @@ static struct arena *arena_map(size_t need)
 	a->next = NULL;
 	a->size = size;
 	a->used = sizeof(*a);
+	ASAN_POISON_MEMORY_REGION((char *)a + a->used, size - a->used);
 	return a;
 }
 
@@ -55,7 +74,8 @@ static void *arena_alloc(struct arena **head, size_t n)
 	struct arena *a = *head;
 	const size_t align = _Alignof(max_align_t);
 
-	n = (n + align - 1) / align * align;
+	size_t want = n;
+	n = (n + align - 1) / align * align + ARENA_REDZONE;
 	size_t at = (a->used + align - 1) / align * align;
 	if (at > a->size || n > a->size - at) {
 		struct arena *b = arena_map(n);
@@ -66,13 +86,24 @@ static void *arena_alloc(struct arena **head, size_t n)
 		at = (a->used + align - 1) / align * align;
 	}
 	a->used = at + n;
+	ASAN_UNPOISON_MEMORY_REGION((char *)a + at, want);
 	return (char *)a + at;
+}
+
+static size_t arena_bytes(const struct arena *a)
+{
+	size_t total = 0;
+
+	for (; a; a = a->next)
+		total += a->used;
+	return total;
 }
 
 static void arena_unmap(struct arena *a)
 {
 	while (a) {
 		struct arena *next = a->next;
+		ASAN_UNPOISON_MEMORY_REGION(a, a->size);
 		munmap(a, a->size);
 		a = next;
 	}
@@ -86,6 +117,8 @@ struct conf_lazy {
 	struct index_header h;
 	char *small;              /* the small part, checked */
 	struct arena *arena;
+	uint64_t *bits;           /* the walks' candidates (one at a time) */
+	size_t bits_words;
 	struct conf *whole;       /* after a fall back */
 	bool whole_tried;
 	char *file;
@@ -462,8 +495,8 @@ static const struct rule *read_rule(struct conf_lazy *lz, unsigned set,
 	if (lz_read(lz, lz->h.records_off + idx * sizeof(rec), &rec,
 		    sizeof(rec)) ||
 	    rec.off > lz->h.blobs_size || rec.len > lz->h.blobs_size - rec.off) {
-		problem(lz, "%s.compiled: not used: corrupt (rule record %zu)", lz->file,
-			idx + 1);
+		problem(lz, "%s.compiled: not used: corrupt (%s-rule #%zu's record)",
+			lz->file, SET_NAME(set), i + 1);
 		return NULL;
 	}
 	char *data = arena_alloc(&lz->arena, rec.len ? rec.len : 1);
@@ -471,13 +504,15 @@ static const struct rule *read_rule(struct conf_lazy *lz, unsigned set,
 		return NULL;
 	if (lz_read(lz, lz->h.blobs_off + rec.off, data, rec.len) ||
 	    index_blob_sum(data, rec.len, set, i) != rec.sum) {
-		problem(lz, "%s.compiled: not used: damaged (rule %zu)", lz->file, idx + 1);
+		problem(lz, "%s.compiled: not used: damaged (%s-rule #%zu)",
+			lz->file, SET_NAME(set), i + 1);
 		return NULL;
 	}
 	struct rule *r = img_relocate_rule(data, rec.pool, rec.len,
 					   (enum rule_set)set);
 	if (!r) {
-		problem(lz, "%s.compiled: not used: corrupt (rule %zu)", lz->file, idx + 1);
+		problem(lz, "%s.compiled: not used: corrupt (%s-rule #%zu)",
+			lz->file, SET_NAME(set), i + 1);
 		return NULL;
 	}
 	const char *drift = img_interface_drift(&r->from);
@@ -508,10 +543,19 @@ void rule_walk_begin(struct rule_walk *w, const struct conf *c,
 			w->failed = true;  /* decide on the whole rules */
 		return;
 	}
+	if (arena_bytes(lz->arena) > LAZY_MAX_BYTES) {
+		w->failed = true;  /* enough read one by one: the whole rules */
+		return;
+	}
 	size_t words = (w->n + 63) / 64;
-	w->bits = arena_alloc(&lz->arena, (words ? words : 1) * sizeof(uint64_t) * 2);
+	if (!lz->bits || lz->bits_words < words * 2) {  /* one at a time */
+		lz->bits = arena_alloc(&lz->arena, (words ? words : 1) *
+					sizeof(uint64_t) * 2);
+		lz->bits_words = lz->bits ? words * 2 : 0;
+	}
+	w->bits = lz->bits;
 	if (!w->bits) {
-		w->failed = true;
+		w->failed = true;  /* out of memory: the whole rules may load */
 		return;
 	}
 	uint64_t *other = w->bits + words;

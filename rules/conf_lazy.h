@@ -48,8 +48,8 @@ struct rule_walk {
 	const struct conf *c;
 	enum rule_set set;
 	size_t next, n;
-	uint64_t *bits;           /* lazy: the candidates (in the conf's
-				     memory, freed with it) */
+	uint64_t *bits;           /* lazy: the candidates (the conf's one
+				     buffer: walks go one at a time) */
 	size_t visited;
 	bool failed;              /* start again on conf_lazy_whole() */
 };

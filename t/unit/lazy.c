@@ -447,6 +447,41 @@ static void many_visits(void)
 	conf_free(c);
 }
 
+/* A long run of decisions on one lazy conf (sockd-check --test) keeps
+ * what it read for its verdicts: past a budget it reads the rules whole
+ * instead of growing, and still decides as the text. */
+static void long_run(void)
+{
+	char conf[4096];
+	bool used;
+	unsigned differ = 0;
+
+	snprintf(conf, sizeof(conf), "%s/long.conf", dir);
+	char *text = random_conf(10, 400);
+	write_file(conf, text);
+	free(text);
+	struct conf_diags d;
+	struct conf *t = conf_load(conf, &d);
+	conf_diags_free(&d);
+	compile(conf);
+	struct conf *c = open_image(conf, &used);
+	bool lazy_at_first = c && conf_lazy_fd(c) >= 0;
+	for (int i = 0; i < 20000 && t && c; i++) {
+		struct request r;
+		char a[400], b[400];
+		rand_request(&r);
+		decide_all(t, &r, a, sizeof(a));
+		decide_all(c, &r, b, sizeof(b));
+		differ += strcmp(a, b) != 0;
+	}
+	tap_ok(t && c && lazy_at_first && conf_lazy_fd(c) < 0 && differ == 0,
+	       "20 000 decisions on one lazy conf: past its memory budget it "
+	       "reads the rules whole, and all decide as the text (%u differ)",
+	       differ);
+	conf_free(c);
+	conf_free(t);
+}
+
 /* After the load-all that the UDP relay does before its sandbox, no more
  * reading: the descriptor is no longer needed. */
 static void load_all(void)
@@ -493,6 +528,7 @@ int main(void)
 	damage_sweep();
 	many_visits();
 	load_all();
+	long_run();
 	external_interface();
 	char cmd[4200];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
