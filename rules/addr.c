@@ -45,17 +45,19 @@ int addr_parse_literal(const char *s, struct sockaddr_storage *ss)
 	return -1;
 }
 
-static void mask_bits(uint8_t *bytes, size_t nbytes, unsigned prefix,
-		      bool *had_host_bits)
+bool addr_mask_prefix(uint8_t *bytes, size_t nbytes, unsigned prefix)
 {
+	bool had_host_bits = false;
+
 	for (size_t i = 0; i < nbytes; i++) {
 		unsigned keep = prefix >= 8 * (i + 1) ? 8 :
 				prefix > 8 * i ? prefix - 8 * i : 0;
 		uint8_t mask = keep ? (uint8_t)(0xff << (8 - keep)) : 0;
 		if (bytes[i] & ~mask)
-			*had_host_bits = true;
+			had_host_bits = true;
 		bytes[i] &= mask;
 	}
+	return had_host_bits;
 }
 
 int addr_parse_prefix(const char *s, struct rule_addr *r, char *err,
@@ -90,7 +92,7 @@ int addr_parse_prefix(const char *s, struct rule_addr *r, char *err,
 			return -1;
 		}
 		r->kind = ADDR_IPV4;
-		mask_bits((uint8_t *)&r->a.v4, 4, (unsigned)prefix, &host_bits);
+		host_bits = addr_mask_prefix((uint8_t *)&r->a.v4, 4, (unsigned)prefix);
 	} else if (inet_pton(AF_INET6, ip, &r->a.v6) == 1) {
 		if (v6_is_mapped(&r->a.v6)) {
 			snprintf(err, errlen, "IPv4-mapped IPv6 address \"%.64s\": "
@@ -103,7 +105,7 @@ int addr_parse_prefix(const char *s, struct rule_addr *r, char *err,
 			return -1;
 		}
 		r->kind = ADDR_IPV6;
-		mask_bits(r->a.v6.s6_addr, 16, (unsigned)prefix, &host_bits);
+		host_bits = addr_mask_prefix(r->a.v6.s6_addr, 16, (unsigned)prefix);
 	} else {
 		snprintf(err, errlen, "\"%.64s\" is not an IPv4 or IPv6 address",
 			 ip);

@@ -23,6 +23,11 @@ int addr_parse_literal(const char *s, struct sockaddr_storage *ss);
  * by writing the address the other way. */
 void addr_unmap(struct sockaddr_storage *ss);
 
+/* Clears the bits of BYTES (NBYTES long) past the first PREFIX; true when
+ * any was set.  The parser masks prefixes with it, the rules image's index
+ * its keys (rules/conf_index.c) and the addresses it looks up. */
+bool addr_mask_prefix(uint8_t *bytes, size_t nbytes, unsigned prefix);
+
 /* True when SS (AF_INET or AF_INET6) lies inside prefix rule R. */
 bool addr_in_prefix(const struct rule_addr *r,
 		    const struct sockaddr_storage *ss);

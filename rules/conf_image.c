@@ -630,20 +630,34 @@ struct rule *img_relocate_rule(char *base, size_t pool, size_t size,
 }
 
 
-int img_read_exact(int fd, void *p, size_t n)
+/* N bytes from FD at its offset (OFF < 0) or at OFF: 0, or -1 on an
+ * error or a short file. */
+static int read_exact_at(int fd, void *p, size_t n, off_t off)
 {
 	char *q = p;
 
 	while (n) {
-		ssize_t r = read(fd, q, n);
+		ssize_t r = off < 0 ? read(fd, q, n) : pread(fd, q, n, off);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)
 			return -1;
 		q += r;
 		n -= (size_t)r;
+		if (off >= 0)
+			off += r;
 	}
 	return 0;
+}
+
+int img_read_exact(int fd, void *p, size_t n)
+{
+	return read_exact_at(fd, p, n, -1);
+}
+
+int img_pread_exact(int fd, void *p, size_t n, uint64_t off)
+{
+	return off > (uint64_t)INT64_MAX ? -1 : read_exact_at(fd, p, n, (off_t)off);
 }
 
 /* A bare word in from:/to: is an interface when this host has one of that

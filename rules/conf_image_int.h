@@ -76,6 +76,7 @@ struct rule *img_relocate_rule(char *base, size_t pool, size_t size,
 			       enum rule_set set);
 
 int img_read_exact(int fd, void *p, size_t n);
+int img_pread_exact(int fd, void *p, size_t n, uint64_t off);
 
 /* Reads the body that H describes from FD's offset, checks and relocates
  * it: the whole conf, named CONF_FILE.  NULL with WHY. */

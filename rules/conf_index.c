@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "addr.h"
 #include "conf_index.h"
 
 /* One literal prefix while the index is built. */
@@ -39,7 +40,7 @@ static bool literal_of(const struct rule_addr *a, struct literal *l)
 		return false;
 	}
 	l->prefix = a->prefix;
-	index_mask_key(l->key, l->prefix);
+	addr_mask_prefix(l->key, sizeof(l->key), l->prefix);
 	return true;
 }
 

@@ -71,17 +71,6 @@ struct index_header {
 	uint64_t records_off, blobs_off, blobs_size;
 };
 
-/* KEY (16 bytes) masked to its first PREFIX bits: the writer keys the
- * rules' prefixes and the reader the addresses looked up the same way. */
-static inline void index_mask_key(uint8_t *key, unsigned prefix)
-{
-	for (unsigned i = 0; i < 16; i++) {
-		unsigned keep = prefix >= 8 * (i + 1) ? 8 :
-				prefix > 8 * i ? prefix - 8 * i : 0;
-		key[i] &= keep ? (uint8_t)(0xff << (8 - keep)) : 0;
-	}
-}
-
 /* An entry's check binds it to its place: which set, side, group and
  * position it was written at. */
 static inline uint32_t index_entry_check(const struct index_entry *e,

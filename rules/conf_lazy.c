@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "addr.h"
 #include "conf_image.h"
 #include "conf_image_int.h"
 #include "conf_index.h"
@@ -136,18 +137,7 @@ static int lz_read(struct conf_lazy *lz, uint64_t off, void *buf, size_t len)
 		memcpy(buf, lz->copy + off, len);
 		return 0;
 	}
-	char *p = buf;
-	while (len) {
-		ssize_t r = pread(lz->fd, p, len, (off_t)(lz->section + off));
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return -1;
-		p += r;
-		off += (uint64_t)r;
-		len -= (size_t)r;
-	}
-	return 0;
+	return img_pread_exact(lz->fd, buf, len, lz->section + off);
 }
 
 static void problem(struct conf_lazy *lz, const char *fmt, ...)
@@ -476,7 +466,7 @@ static int candidates(struct conf_lazy *lz, unsigned set, unsigned dim,
 			continue;
 		uint8_t k[16];
 		memcpy(k, key, 16);
-		index_mask_key(k, g[i].prefix);
+		addr_mask_prefix(k, sizeof(k), g[i].prefix);
 		q.g = &g[i];
 		if (lookup_group(&q, k, bits))
 			return -1;

@@ -144,9 +144,13 @@ bool log_needs_time_zone(void)
  * after. */
 void log_load_time_zone(void)
 {
+	static bool loaded;   /* once: the session does not live long */
 	time_t now = time(NULL);
 	struct tm tm;
 
+	if (loaded)
+		return;
+	loaded = true;
 	mallopt(M_TOP_PAD, 0);
 	mallopt(M_MMAP_THRESHOLD, 4096);
 	tzset();

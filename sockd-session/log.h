@@ -26,7 +26,8 @@ void log_open(const struct conf *c);
  * loaded: reading it costs a new process ~0.2 ms. */
 bool log_needs_time_zone(void);
 
-/* Loads the time zone now (before the sandbox, which refuses the file). */
+/* Loads the time zone now, once (before the sandbox, which refuses the
+ * file). */
 void log_load_time_zone(void);
 
 /* The descriptors logging writes to (files, stderr); returns the count. */

@@ -23,6 +23,8 @@
 #include "addr.h"
 #include "conf.h"
 #include "conf_image.h"
+#include "conf_image_int.h"
+#include "conf_index.h"
 #include "conf_lazy.h"
 #include "rules_match.h"
 #include "tap.h"
@@ -300,17 +302,33 @@ static long file_size(const char *path)
 static void section_bounds(const char *image, long *section, long *small)
 {
 	int fd = open(image, O_RDONLY);
-	uint64_t body = 0, small_size = 0;
+	struct image_header h = { 0 };
+	struct index_header x = { 0 };
 
-	/* body_size is the 7th 8-byte field after magic/format/size/
-	 * version/layout: read it from the header as conf_image.c lays it */
-	if (pread(fd, &body, 8, 8 + 4 + 4 + 32 + 8) != 8)
-		body = 0;
-	*section = (long)conf_image_header_size() + (long)body;
-	if (pread(fd, &small_size, 8, *section) != 8)
-		small_size = 0;
-	*small = (long)small_size;
+	if (img_pread_exact(fd, &h, sizeof(h), 0))
+		h.body_size = 0;
+	*section = (long)(sizeof(h) + h.body_size);
+	if (img_pread_exact(fd, &x, sizeof(x), (uint64_t)*section))
+		x.small_size = 0;
+	*small = (long)x.small_size;
 	close(fd);
+}
+
+/* Writes a random rules file NAME (NCLIENT and NSOCKS rules) to CONF,
+ * compiles it and returns it loaded from the text. */
+static struct conf *random_file(const char *name, size_t nclient,
+				size_t nsocks, char *conf, size_t len)
+{
+	struct conf_diags d;
+
+	snprintf(conf, len, "%s/%s", dir, name);
+	char *text = random_conf(nclient, nsocks);
+	write_file(conf, text);
+	free(text);
+	struct conf *t = conf_load(conf, &d);
+	conf_diags_free(&d);
+	compile(conf);
+	return t;
 }
 
 static void damage_sweep(void)
@@ -319,15 +337,8 @@ static void damage_sweep(void)
 	struct request reqs[40];
 	char want[40][400];
 
-	snprintf(conf, sizeof(conf), "%s/damage.conf", dir);
+	struct conf *t = random_file("damage.conf", 4, 40, conf, sizeof(conf));
 	conf_image_path(conf, image, sizeof(image));
-	char *text = random_conf(4, 40);
-	write_file(conf, text);
-	free(text);
-	struct conf_diags d;
-	struct conf *t = conf_load(conf, &d);
-	conf_diags_free(&d);
-	compile(conf);
 	for (int i = 0; i < 40; i++) {
 		rand_request(&reqs[i]);
 		reqs[i].f.client_port_known = true;
@@ -456,14 +467,7 @@ static void long_run(void)
 	bool used;
 	unsigned differ = 0;
 
-	snprintf(conf, sizeof(conf), "%s/long.conf", dir);
-	char *text = random_conf(10, 400);
-	write_file(conf, text);
-	free(text);
-	struct conf_diags d;
-	struct conf *t = conf_load(conf, &d);
-	conf_diags_free(&d);
-	compile(conf);
+	struct conf *t = random_file("long.conf", 10, 400, conf, sizeof(conf));
 	struct conf *c = open_image(conf, &used);
 	bool lazy_at_first = c && conf_lazy_fd(c) >= 0;
 	for (int i = 0; i < 20000 && t && c; i++) {
