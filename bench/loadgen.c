@@ -58,6 +58,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
+
 #define CHUNK (256 * 1024)
 #define SINK (4 * 1024 * 1024)
 #define MAX_STREAMS 1024
@@ -77,24 +79,6 @@ static struct {
 	int method;
 } O = { .streams = 1, .conc = 1, .level = -1, .timeout = 300, .mode = 'D',
 	.service = "rcmd@localhost", .method = 0 };
-
-static void die(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fprintf(stderr, "loadgen: ");
-	vfprintf(stderr, fmt, ap);
-	fprintf(stderr, "\n");
-	va_end(ap);
-	exit(2);
-}
-
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static int cmpd(const void *a, const void *b)
 {
