@@ -491,11 +491,11 @@ for n in (100, 1000, 10000):
 table(['Rules', 'text: load + decide, median ms', 'image: load + decide, median ms',
        'image: fastest ms', 'text, warm, ms', 'image, warm, ms'], rows)
 w('')
-w('Warm: the same work repeated in the tool\'s own process (code, libc and page cache '
-  'warm; the memory it takes is new each time), as the handshake below is measured.')
+w('Warm: the same work repeated in the tool\'s own process (code, libc, page cache and '
+  'heap warm), as the warm handshake below is measured.')
 w('')
 w('For scale (issue 3 names it as the yardstick): a TCP handshake on loopback '
-  '(connect + accept, in the same tool, between the samples) took %s µs; the first '
+  '(connect + accept, back to back in the same tool after a warm-up) took %s µs; the first '
   'handshake of a new process, as a session meets it, %s µs.'
   % (cell('rules_10000', 'handshake', 'median_us'),
      cell('rules_10000', 'handshake-new-process', 'median_us')))

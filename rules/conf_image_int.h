@@ -22,7 +22,7 @@
 #define IMAGE_BUILD SOCKD_VERSION "+" SOCKD_RULES_HASH
 
 #define IMAGE_MAGIC "SOCKDIMG"
-#define IMAGE_FORMAT 3u
+#define IMAGE_FORMAT 4u
 #define IMAGE_MAX_BODY (256u << 20)
 
 /* The file: this header, the body (the whole conf, conf_image.c), then
@@ -39,6 +39,8 @@ struct image_header {
 	uint64_t dev, ino, size;
 	int64_t mtime_sec, mtime_nsec, ctime_sec, ctime_nsec;
 	uint64_t lazy_size;       /* the index after the body */
+	uint64_t lazy_small;      /* its small part (read at open in one
+				     pread, before its own header is known) */
 };
 
 /* A checksum against damage (not against someone who can write the

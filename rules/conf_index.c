@@ -93,6 +93,15 @@ static void put_at(struct imgbuf *b, size_t off, const void *p, size_t n)
 		memcpy(b->p + off, p, n);
 }
 
+/* Group GI of DIM as written in B (NULL when B ran out of memory). */
+static struct index_group *group_at(struct imgbuf *b,
+				    const struct index_dim *dim, size_t gi)
+{
+	if (b->oom)
+		return NULL;
+	return (struct index_group *)(b->p + dim->groups_off) + gi;
+}
+
 int conf_index_write(const struct conf *c, struct imgbuf *b)
 {
 	struct side sides[2][DIM_COUNT] = { 0 };
@@ -165,6 +174,30 @@ int conf_index_write(const struct conf *c, struct imgbuf *b)
 				img_put(b, &e, sizeof(e), 4);
 			}
 		}
+
+	/* the fences of the groups of more than one block */
+	h.fences_off = img_put(b, NULL, 0, 8);
+	for (int set = 0; set < 2; set++)
+		for (int d = 0; d < DIM_COUNT; d++) {
+			const struct side *s = &sides[set][d];
+			size_t i = 0;
+			for (size_t gi = 0; gi < h.dims[set][d].ngroups && !b->oom;
+			     gi++) {
+				size_t count = (size_t)group_at(b, &h.dims[set][d],
+								gi)->count;
+				if (count > INDEX_BLOCK) {
+					size_t off = img_put(b, NULL, 0, 8);
+					for (size_t k = 0; k < count; k += INDEX_BLOCK)
+						img_put(b, s->lit[i + k].key,
+							index_key_width(s->lit[i].family), 1);
+					if (!b->oom)  /* B may have moved */
+						group_at(b, &h.dims[set][d],
+							 gi)->fences_off = off;
+				}
+				i += count;
+			}
+		}
+	h.fences_size = b->len - h.fences_off;
 
 	/* a record per rule, then each rule on its own */
 	h.records_off = img_put(b, NULL, nrules * sizeof(struct index_record),

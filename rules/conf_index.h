@@ -18,7 +18,12 @@
  *     dimension table, the groups, the bitmaps and the globals (the conf
  *     without its rules, as img_serialize writes it);
  *   entries: struct index_entry, each with a check of its own, read a
- *     few at a time by binary search;
+ *     block (INDEX_BLOCK entries) at a time;
+ *   fences: for each group of more than one block, the key of each
+ *     block's first entry (4 bytes for IPv4, 16 for IPv6), so that a
+ *     lookup reads the fences and then one block: two preads, where a
+ *     binary search over the entries took one per halving (9 for 10 000
+ *     entries, ~1.3 us each on a VM);
  *   records: struct index_record per rule, then the rules' blobs, each
  *     checked against its record's sum when read.
  * Damage anywhere is found where a decision reads it, and the decision is
@@ -32,6 +37,15 @@
 #include "conf_image_int.h"
 
 enum { DIM_FROM, DIM_TO, DIM_COUNT };
+
+/* Entries per block: one pread of 1.5 KB, on the stack. */
+#define INDEX_BLOCK 64u
+
+/* The bytes of a key that a family uses (the rest are zero). */
+static inline unsigned index_key_width(unsigned family)
+{
+	return family == 4 ? 4u : 16u;
+}
 
 struct index_dim {
 	uint64_t always_off;      /* bitmap of the set's rules, 1 = always
@@ -47,7 +61,15 @@ struct index_group {
 	uint8_t prefix;
 	uint8_t pad[6];
 	uint64_t first, count;
+	uint64_t fences_off;      /* in the section: the first key of each
+				     block, when there is more than one;
+				     each is checked against its block */
 };
+
+static inline uint64_t index_group_blocks(const struct index_group *g)
+{
+	return (g->count + INDEX_BLOCK - 1) / INDEX_BLOCK;
+}
 
 struct index_entry {
 	uint8_t key[16];          /* the prefix, host bits zero; IPv4 in the
@@ -68,6 +90,7 @@ struct index_header {
 	struct index_dim dims[2][DIM_COUNT];  /* [RULE_CLIENT/SOCKS][dim] */
 	uint64_t globals_off, globals_size, globals_pool;
 	uint64_t entries_off, nentries;
+	uint64_t fences_off, fences_size;
 	uint64_t records_off, blobs_off, blobs_size;
 };
 

@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include "addr.h"
@@ -20,8 +19,9 @@
 #define LAZY_MAX_VISITS 64
 /* A section this small is read whole at open: a few syscalls fewer. */
 #define LAZY_READ_WHOLE (16u << 10)
-/* Binary search reads single entries until the range fits this buffer. */
-#define ENTRY_BLOCK 128
+/* A group's fences are read this many bytes at a time (on the stack);
+ * more fences than that are first narrowed down one by one. */
+#define FENCE_CHUNK 1024u
 /* What a lazy conf may take in memory before its decisions go to the
  * whole rules: each rule read stays (verdicts point into it), so a long
  * run of decisions (sockd-check --test) would otherwise only grow. */
@@ -30,15 +30,18 @@
 #define SET_NAME(set) ((set) == RULE_CLIENT ? "client" : "socks")
 
 /* Everything a lazy conf holds (itself, the parts of the image it read,
- * the rules it read) comes from mappings of its own, returned whole when
- * it is freed.  Not from malloc: small blocks freed into glibc's caches
- * would pin the heap's pages above its first, which a session then keeps
- * for the hours it may relay (a page per session). */
+ * the rules it read) comes from a few large blocks of its own, returned
+ * whole when it is freed: no small block is ever freed into glibc's
+ * caches, where it would pin the heap's pages above it for the hours a
+ * session may relay.  The blocks come from malloc, not from mappings of
+ * their own: a new mapping costs a page fault for its first byte (~12 us
+ * on a VM, more than the rest of a decision), where the heap's current
+ * page is usually touched already. */
 struct arena {
 	struct arena *next;
 	size_t size, used;
 };
-#define ARENA_MIN (64u << 10)
+#define ARENA_MIN (4u << 10)
 
 /* Under AddressSanitizer the unused parts of an arena and a gap after
  * each block are poisoned, so that a read past a block is reported as it
@@ -54,13 +57,13 @@ struct arena {
 
 static struct arena *arena_map(size_t need)
 {
-	size_t page = (size_t)sysconf(_SC_PAGESIZE);
 	size_t size = sizeof(struct arena) + need + _Alignof(max_align_t);
 
-	size = size < ARENA_MIN ? ARENA_MIN : (size + page - 1) / page * page;
-	struct arena *a = mmap(NULL, size, PROT_READ | PROT_WRITE,
-			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (a == MAP_FAILED)
+	if (size < need)
+		return NULL;
+	size = size < ARENA_MIN ? ARENA_MIN : size;
+	struct arena *a = malloc(size);  /* not zeroed: arena_alloc zeroes */
+	if (!a)
 		return NULL;
 	a->next = NULL;
 	a->size = size;
@@ -69,7 +72,8 @@ static struct arena *arena_map(size_t need)
 	return a;
 }
 
-/* N zeroed bytes from the chain at *HEAD (fresh mappings are zero). */
+/* N zeroed bytes from the chain at *HEAD (zeroed as they are handed out,
+ * so that only the pages used are touched). */
 static void *arena_alloc(struct arena **head, size_t n)
 {
 	struct arena *a = *head;
@@ -88,7 +92,7 @@ static void *arena_alloc(struct arena **head, size_t n)
 	}
 	a->used = at + n;
 	ASAN_UNPOISON_MEMORY_REGION((char *)a + at, want);
-	return (char *)a + at;
+	return memset((char *)a + at, 0, want);
 }
 
 static size_t arena_bytes(const struct arena *a)
@@ -105,7 +109,7 @@ static void arena_unmap(struct arena *a)
 	while (a) {
 		struct arena *next = a->next;
 		ASAN_UNPOISON_MEMORY_REGION(a, a->size);
-		munmap(a, a->size);
+		free(a);
 		a = next;
 	}
 }
@@ -118,8 +122,9 @@ struct conf_lazy {
 	struct index_header h;
 	char *small;              /* the small part, checked */
 	struct arena *arena;
-	uint64_t *bits;           /* the walks' candidates (one at a time) */
-	size_t bits_words;
+	uint64_t *bits, *other;   /* the walks' candidates (one at a time),
+				     and a side's when it has literals */
+	size_t bits_words, other_words;
 	struct conf *whole;       /* after a fall back */
 	bool whole_tried;
 	char *file;
@@ -204,7 +209,11 @@ static bool valid_small(const struct conf_lazy *lz)
 				if ((g[i].family != 4 && g[i].family != 6) ||
 				    g[i].prefix > (g[i].family == 4 ? 32 : 128) ||
 				    g[i].first > h->nentries ||
-				    g[i].count > h->nentries - g[i].first)
+				    g[i].count > h->nentries - g[i].first ||
+				    (index_group_blocks(&g[i]) > 1 &&
+				     !in_section(lz, g[i].fences_off,
+						 index_group_blocks(&g[i]),
+						 index_key_width(g[i].family))))
 					return false;
 		}
 	return true;
@@ -212,21 +221,25 @@ static bool valid_small(const struct conf_lazy *lz)
 
 #define WHY(...) (snprintf(why, whylen, __VA_ARGS__), false)
 
+/* The small part, in one read: its size is in the image's header. */
 static bool read_small(struct conf_lazy *lz, char *why, size_t whylen)
 {
-	if (lz->size < sizeof(lz->h) || lz_read(lz, 0, &lz->h, sizeof(lz->h)))
-		return WHY("truncated or corrupt");
-	if (lz->h.small_size < sizeof(lz->h) || lz->h.small_size > lz->size)
+	size_t n = (size_t)lz->image.lazy_small;
+
+	if (n < sizeof(lz->h))
 		return WHY("corrupt (index)");
 	if (lz->copy) {
 		lz->small = lz->copy;
 	} else {
-		lz->small = arena_alloc(&lz->arena, (size_t)lz->h.small_size);
+		lz->small = arena_alloc(&lz->arena, n);
 		if (!lz->small)
 			return WHY("out of memory");
-		if (lz_read(lz, 0, lz->small, (size_t)lz->h.small_size))
+		if (lz_read(lz, 0, lz->small, n))
 			return WHY("truncated or corrupt");
 	}
+	memcpy(&lz->h, lz->small, sizeof(lz->h));
+	if (lz->h.small_size != n)
+		return WHY("corrupt (index)");
 	struct index_header zero = lz->h;
 	zero.small_sum = 0;
 	memcpy(lz->small, &zero, sizeof(zero));
@@ -238,24 +251,20 @@ static bool read_small(struct conf_lazy *lz, char *why, size_t whylen)
 }
 
 /* The global settings: the conf without its rules, stored in the small
- * part; the rules are counted but stay in the file. */
-static struct conf *read_globals(struct conf_lazy *lz, const char *conf_file,
-				 char *why, size_t whylen)
+ * part and relocated where it lies (nothing else reads those bytes); the
+ * rules are counted but stay in the file. */
+static struct conf *read_globals(struct conf_lazy *lz, char *why,
+				 size_t whylen)
 {
-	size_t n = (size_t)lz->h.globals_size, name = strlen(conf_file) + 1;
-	char *base = arena_alloc(&lz->arena, n + name);
-
-	if (!base) {
-		(void)WHY("out of memory");
-		return NULL;
-	}
-	memcpy(base, lz->small + lz->h.globals_off, n);
+	size_t n = (size_t)lz->h.globals_size;
+	char *base = lz->small + lz->h.globals_off;
 	struct conf *c = img_relocate(base, (size_t)lz->h.globals_pool, n);
+
 	if (!c || c->nclient || c->nsocks) {
 		(void)WHY("corrupt (globals)");
 		return NULL;
 	}
-	c->file = memcpy(base + n, conf_file, name);
+	c->file = lz->file;
 	c->nclient = (size_t)lz->h.nclient;
 	c->nsocks = (size_t)lz->h.nsocks;
 	c->image_block = base;
@@ -263,24 +272,43 @@ static struct conf *read_globals(struct conf_lazy *lz, const char *conf_file,
 	return c;
 }
 
+/* What a lazy conf of image H takes before it reads any rule, and room
+ * for a few: its first block, sized so that the heap's next allocation
+ * lands right after what it uses. */
+static size_t first_block(const struct image_header *h, size_t name)
+{
+	size_t slack = 8 * _Alignof(max_align_t) + ARENA_REDZONE * 8;
+	size_t part = h->lazy_size <= LAZY_READ_WHOLE ? (size_t)h->lazy_size
+						       : (size_t)h->lazy_small;
+	/* a walk's candidates: a bitmap of a set, which the small part holds
+	 * two of per set (rules always visited, from: and to:) */
+	size_t bits = part / 2;
+
+	return sizeof(struct conf_lazy) + part + name + bits + (2u << 10) +
+	       slack;
+}
+
 struct conf *conf_lazy_open(const char *conf_file, const char *image,
 			    char *why, size_t whylen)
 {
-	struct arena *arena = arena_map(0);
-	struct conf_lazy *lz = arena ? arena_alloc(&arena, sizeof(*lz)) : NULL;
+	struct image_header h;
 
 	why[0] = '\0';
+	int fd = img_open(conf_file, image, &h, why, whylen);
+	if (fd < 0)
+		return NULL;
+	size_t name = strlen(conf_file) + 1;
+	struct arena *arena = arena_map(first_block(&h, name));
+	struct conf_lazy *lz = arena ? arena_alloc(&arena, sizeof(*lz)) : NULL;
 	if (!lz) {
 		arena_unmap(arena);
+		close(fd);
 		(void)WHY("out of memory");
 		return NULL;
 	}
 	lz->arena = arena;
-	lz->fd = img_open(conf_file, image, &lz->image, why, whylen);
-	if (lz->fd < 0) {
-		arena_unmap(lz->arena);
-		return NULL;
-	}
+	lz->fd = fd;
+	lz->image = h;
 	lz->section = sizeof(lz->image) + lz->image.body_size;
 	lz->size = lz->image.lazy_size;
 	if (lz->size <= LAZY_READ_WHOLE) {
@@ -288,7 +316,6 @@ struct conf *conf_lazy_open(const char *conf_file, const char *image,
 		if (copy && lz_read(lz, 0, copy, (size_t)lz->size) == 0)
 			lz->copy = copy;
 	}
-	size_t name = strlen(conf_file) + 1;
 	lz->file = arena_alloc(&lz->arena, name);
 	if (lz->file)
 		memcpy(lz->file, conf_file, name);
@@ -296,7 +323,7 @@ struct conf *conf_lazy_open(const char *conf_file, const char *image,
 	if (!lz->file)
 		(void)WHY("out of memory");
 	else if (read_small(lz, why, whylen))
-		c = read_globals(lz, conf_file, why, whylen);
+		c = read_globals(lz, why, whylen);
 	if (!c) {
 		conf_lazy_free(lz);
 		return NULL;
@@ -409,31 +436,74 @@ static int read_entries(const struct lookup *q, uint64_t pos,
 	return 0;
 }
 
+/* Fence I of group G (its width W bytes) into F. */
+static int read_fence(const struct lookup *q, uint64_t i, unsigned w,
+		      uint8_t *f)
+{
+	return lz_read(q->lz, q->g->fences_off + i * w, f, w);
+}
+
+/* The block of group G where a scan for KEY starts: the last one whose
+ * first key (its fence) is below KEY, or the first.  Every entry before
+ * that block is below KEY too, since entries are sorted.  *FENCE gets the
+ * chosen block's fence, for the caller to check against the block. */
+static int start_block(const struct lookup *q, const uint8_t *key,
+		       uint64_t *block, uint8_t fence[16])
+{
+	uint8_t chunk[FENCE_CHUNK];
+	const unsigned w = index_key_width(q->g->family);
+	uint64_t lo = 0, hi = index_group_blocks(q->g);  /* fences [0, lo)
+							     are below KEY,
+							     [hi, ...) not */
+	*block = 0;
+	if (hi <= 1)
+		return 0;
+	while ((hi - lo) * w > sizeof(chunk)) {
+		uint64_t mid = lo + (hi - lo) / 2;
+		if (read_fence(q, mid, w, chunk))
+			return -1;
+		if (memcmp(chunk, key, w) < 0) {
+			lo = mid + 1;
+			memcpy(fence, chunk, w);  /* fence lo - 1 */
+		} else {
+			hi = mid;
+		}
+	}
+	if (lo < hi && lz_read(q->lz, q->g->fences_off + lo * w, chunk,
+			       (size_t)(hi - lo) * w))
+		return -1;
+	uint64_t below = lo;
+	while (below < hi && memcmp(chunk + (below - lo) * w, key, w) < 0)
+		below++;
+	if (below > lo)
+		memcpy(fence, chunk + (below - 1 - lo) * w, w);
+	*block = below ? below - 1 : 0;
+	return 0;
+}
+
 /* Sets the bit of every rule of group G whose prefix holds KEY (already
- * masked to G's length).  Entries are sorted by key: a binary search
- * reads single entries until the range fits a block, then the block. */
+ * masked to G's length): the block the fences point to, and the blocks
+ * after it while their keys are not above KEY. */
 static int lookup_group(const struct lookup *q, const uint8_t *key,
 			uint64_t *bits)
 {
-	struct index_entry blk[ENTRY_BLOCK];
-	uint64_t lo = q->g->first, hi = q->g->first + q->g->count;
+	struct index_entry blk[INDEX_BLOCK];
+	uint8_t fence[16];
+	uint64_t block;
 
-	while (hi - lo > ENTRY_BLOCK) {
-		uint64_t mid = lo + (hi - lo) / 2;
-		if (read_entries(q, mid, blk, 1))
-			return -1;
-		if (memcmp(blk[0].key, key, 16) < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	/* the first entry not below KEY is in [lo, hi]; equal ones may go
-	 * on past HI: read block after block while they do */
+	if (start_block(q, key, &block, fence))
+		return -1;
+	const unsigned w = index_key_width(q->g->family);
 	uint64_t end = q->g->first + q->g->count;
-	for (uint64_t at = lo; at < end;) {
-		size_t n = end - at < ENTRY_BLOCK ? (size_t)(end - at) : ENTRY_BLOCK;
+	for (uint64_t at = q->g->first + block * INDEX_BLOCK; at < end;) {
+		size_t n = end - at < INDEX_BLOCK ? (size_t)(end - at) : INDEX_BLOCK;
 		if (read_entries(q, at, blk, n))
 			return -1;
+		/* the fence that chose this block must be its first key:
+		 * a damaged fence could otherwise skip entries */
+		if (block && memcmp(blk[0].key, fence, w))
+			return -1;
+		block = 0;
 		for (size_t i = 0; i < n; i++) {
 			int k = memcmp(blk[i].key, key, 16);
 			if (k > 0)
@@ -446,6 +516,29 @@ static int lookup_group(const struct lookup *q, const uint8_t *key,
 	return 0;
 }
 
+/* Whether side DIM of SET has literal prefixes of ADDR's family (else
+ * its candidates are its bitmap of rules always visited). */
+static bool has_literals(const struct conf_lazy *lz, unsigned set,
+			 unsigned dim, const struct sockaddr_storage *addr)
+{
+	const struct index_dim *d = &lz->h.dims[set][dim];
+	const struct index_group *g = (const void *)(lz->small + d->groups_off);
+	uint8_t key[16];
+	int family;
+
+	addr_key(addr, &family, key);
+	for (uint64_t i = 0; i < d->ngroups; i++)
+		if (g[i].family == family && g[i].count)
+			return true;
+	return false;
+}
+
+static const uint64_t *always_bits(const struct conf_lazy *lz, unsigned set,
+				   unsigned dim)
+{
+	return (const void *)(lz->small + lz->h.dims[set][dim].always_off);
+}
+
 /* BITS = the set's rules that ADDR does not rule out on side DIM. */
 static int candidates(struct conf_lazy *lz, unsigned set, unsigned dim,
 		      const struct sockaddr_storage *addr, uint64_t *bits)
@@ -456,7 +549,7 @@ static int candidates(struct conf_lazy *lz, unsigned set, unsigned dim,
 	uint8_t key[16];
 	int family;
 
-	memcpy(bits, lz->small + d->always_off, words * sizeof(uint64_t));
+	memcpy(bits, always_bits(lz, set, dim), words * sizeof(uint64_t));
 	addr_key(addr, &family, key);
 	struct lookup q = { .lz = lz, .set = set, .dim = dim,
 			    .nrules = nrules };
@@ -538,27 +631,37 @@ void rule_walk_begin(struct rule_walk *w, const struct conf *c,
 		return;
 	}
 	size_t words = (w->n + 63) / 64;
-	if (!lz->bits || lz->bits_words < words * 2) {  /* one at a time */
+	/* a side without literals of the address's family is its bitmap,
+	 * which the small part holds: only a side with them needs a second
+	 * buffer (a page fewer to touch for 10 000 rules) */
+	bool to_literals = to && has_literals(lz, set, DIM_TO, to);
+	if (!lz->bits || lz->bits_words < words) {  /* one walk at a time */
 		lz->bits = arena_alloc(&lz->arena, (words ? words : 1) *
-					sizeof(uint64_t) * 2);
-		lz->bits_words = lz->bits ? words * 2 : 0;
+					sizeof(uint64_t));
+		lz->bits_words = lz->bits ? words : 0;
+	}
+	if (to_literals && (!lz->other || lz->other_words < words)) {
+		lz->other = arena_alloc(&lz->arena, (words ? words : 1) *
+					 sizeof(uint64_t));
+		lz->other_words = lz->other ? words : 0;
 	}
 	w->bits = lz->bits;
-	if (!w->bits) {
+	if (!w->bits || (to_literals && !lz->other)) {
 		w->failed = true;  /* out of memory: the whole rules may load */
 		return;
 	}
-	uint64_t *other = w->bits + words;
 	if (!from)
 		memset(w->bits, 0xff, words * sizeof(uint64_t));
 	else if (candidates(lz, set, DIM_FROM, from, w->bits))
 		w->failed = true;
 	if (!w->failed && to) {
-		if (candidates(lz, set, DIM_TO, to, other))
+		const uint64_t *other = always_bits(lz, set, DIM_TO);
+		if (to_literals && candidates(lz, set, DIM_TO, to, lz->other))
 			w->failed = true;
-		else
-			for (size_t k = 0; k < words; k++)
-				w->bits[k] &= other[k];
+		else if (to_literals)
+			other = lz->other;
+		for (size_t k = 0; k < words && !w->failed; k++)
+			w->bits[k] &= other[k];
 	}
 	if (w->failed)
 		problem(lz, "%s.compiled: not used: damaged (index)", lz->file);

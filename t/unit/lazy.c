@@ -10,6 +10,11 @@
  *   blobs) of a compiled file is damaged in turn: each decision must still
  *   be the text's (the damage is found where it is read and the whole
  *   rules decide), and damage that was read must have been reported.
+ * - Files with groups of thousands of entries of one prefix length (the
+ *   fences over blocks of entries, keys repeated across blocks, IPv6
+ *   fences narrowed one by one before a chunk is read) decide as the
+ *   text, and every byte of their fences damaged in turn changes no
+ *   decision.
  * - Damage in the small part is refused at open (its checksum).
  * - A decision that would read too many rules one by one reads them all,
  *   silently; conf_dump() of a lazy conf prints every rule. */
@@ -408,6 +413,148 @@ static void damage_sweep(void)
 	conf_free(t);
 }
 
+/* Where the fences of IMAGE's index lie, from the start of the file. */
+static void fence_bounds(const char *image, long *start, long *len)
+{
+	long section, small;
+	int fd = open(image, O_RDONLY);
+	struct index_header x = { 0 };
+
+	section_bounds(image, &section, &small);
+	if (img_pread_exact(fd, &x, sizeof(x), (uint64_t)section))
+		x.fences_size = 0;
+	close(fd);
+	*start = section + (long)x.fences_off;
+	*len = (long)x.fences_size;
+}
+
+/* NRULES socks rules whose from: is one of KEYS prefixes of one length
+ * (IPv4 /24 or IPv6 /48), some with a port; a request from one of
+ * KEYS + 2 networks (two match nothing). */
+static char *big_group_conf(bool v6, unsigned nrules, unsigned keys)
+{
+	size_t cap = (size_t)nrules * 100 + 200, len = 0;
+	char *t = malloc(cap);
+
+	len += (size_t)snprintf(t + len, cap - len, "socksmethod: none\n"
+				"client pass { from: 0/0 to: 0/0 }\n");
+	for (unsigned i = 0; i < nrules; i++) {
+		char from[64], port[32] = "";
+		if (v6)
+			snprintf(from, sizeof(from), "2001:db8:%x::/48", rnd(keys));
+		else
+			snprintf(from, sizeof(from), "10.1.%u.0/24", rnd(keys));
+		if (rnd(2))
+			snprintf(port, sizeof(port), " port = %u", 1 + rnd(8));
+		len += (size_t)snprintf(t + len, cap - len,
+			"socks %s { from: %s to: %s%s }\n",
+			rnd(2) ? "pass" : "block", from,
+			rnd(4) ? "0/0" : "192.168.1.0/24", port);
+	}
+	return t;
+}
+
+static void big_request(bool v6, unsigned keys, struct request *r)
+{
+	char a[64];
+
+	memset(r, 0, sizeof(*r));
+	if (v6)
+		snprintf(a, sizeof(a), "2001:db8:%x::%x", rnd(keys + 2), 1 + rnd(9));
+	else
+		snprintf(a, sizeof(a), "10.1.%u.%u", rnd(keys + 2), 1 + rnd(250));
+	addr_parse_literal(a, &r->client);
+	addr_set_port(&r->client, 4000);
+	addr_parse_literal(rnd(2) ? "192.168.1.7" : "198.51.100.1", &r->dest);
+	r->f.client = &r->client;
+	r->f.client_port_known = true;
+	r->f.version = 5;
+	r->f.method = METHOD_NONE;
+	r->f.command = CMD_CONNECT;
+	r->f.dest = &r->dest;
+	r->f.dest_port = (uint16_t)(1 + rnd(8));
+	r->f.dest_port_known = true;
+}
+
+static void big_groups(void)
+{
+	static const struct { bool v6; unsigned rules, keys; } files[] = {
+		{ false, 3000, 48 },   /* 47 blocks, ~62 rules a key */
+		{ true, 5000, 100 },   /* 79 blocks: more fences than a chunk */
+		{ false, 200, 3 },     /* every block one key */
+	};
+	char conf[4096], image[4096];
+
+	for (unsigned f = 0; f < sizeof(files) / sizeof(files[0]); f++) {
+		snprintf(conf, sizeof(conf), "%s/big%u.conf", dir, f);
+		char *text = big_group_conf(files[f].v6, files[f].rules,
+					    files[f].keys);
+		write_file(conf, text);
+		free(text);
+		struct conf_diags d;
+		struct conf *t = conf_load(conf, &d);
+		conf_diags_free(&d);
+		compile(conf);
+		conf_image_path(conf, image, sizeof(image));
+		enum { NREQ = 60 };
+		struct request reqs[NREQ];
+		char want[NREQ][400];
+		for (int i = 0; i < NREQ; i++) {
+			big_request(files[f].v6, files[f].keys, &reqs[i]);
+			decide_all(t, &reqs[i], want[i], sizeof(want[i]));
+		}
+		bool used;
+		unsigned differ = 0, before = problems;
+		struct conf *c = open_image(conf, &used);
+		for (int i = 0; c && i < NREQ; i++) {
+			char got[400];
+			decide_all(c, &reqs[i], got, sizeof(got));
+			if (strcmp(got, want[i]) && differ++ < 3)
+				tap_diag("request %d: want %s got %s", i, want[i], got);
+		}
+		tap_ok(c && used && differ == 0 && conf_lazy_fd(c) >= 0 &&
+		       problems == before,
+		       "%u %s rules over %u prefixes: %d decisions through the "
+		       "fences as the text's (%u differ)", files[f].rules,
+		       files[f].v6 ? "IPv6" : "IPv4", files[f].keys, NREQ, differ);
+		conf_free(c);
+
+		/* every byte of the fences damaged in turn */
+		long start, len;
+		unsigned wrong = 0, reported = 0;
+		fence_bounds(image, &start, &len);
+		int fd = open(image, O_RDWR);
+		long step = len > 400 ? 3 : 1;   /* bounded time */
+		for (long at = start; at < start + len; at += step) {
+			unsigned char orig, bad;
+			if (pread(fd, &orig, 1, at) != 1)
+				break;
+			bad = orig ^ (unsigned char)(1u << (at % 8));
+			if (pwrite(fd, &bad, 1, at) != 1)
+				break;
+			before = problems;
+			c = open_image(conf, &used);
+			for (int i = 0; c && i < NREQ; i++) {
+				char got[400];
+				decide_all(c, &reqs[i], got, sizeof(got));
+				if (strcmp(got, want[i]) && wrong++ < 3)
+					tap_diag("fence byte %ld: want %s got %s",
+						 at - start, want[i], got);
+			}
+			reported += problems != before;
+			conf_free(c);
+			if (pwrite(fd, &orig, 1, at) != 1)
+				break;
+		}
+		close(fd);
+		tap_ok(len > 0 && wrong == 0 && reported > 0,
+		       "and its %ld fence bytes damaged in turn (every %ld.): "
+		       "every decision still the text's (%u of them reported)",
+		       len, step, reported);
+		conf_free(t);
+	}
+}
+
 /* Rules the index cannot skip (0/0 everywhere): past LAZY_MAX_VISITS the
  * decision reads them all, silently, and decides the same. */
 static void many_visits(void)
@@ -530,6 +677,7 @@ int main(void)
 	}
 	differential(60, 400);
 	damage_sweep();
+	big_groups();
 	many_visits();
 	load_all();
 	long_run();
