@@ -893,12 +893,20 @@ int conf_image_reseal(const char *image)
 struct conf *conf_open(const char *conf_file, struct conf_diags *diags,
 		       bool *used_image, char *why, size_t whylen)
 {
-	char image[4096];
+	/* a short buffer for the usual path: a 4 KB one pushed what runs
+	 * below it onto a stack page that a session touched for nothing else
+	 * (~12 us on a VM) */
+	char small[256], *image = small;
+	size_t len = strlen(conf_file) + sizeof(".compiled");
 	struct conf *c = NULL;
 
 	why[0] = '\0';
-	if (conf_image_path(conf_file, image, sizeof(image)) == 0)
+	if (len > sizeof(small))
+		image = malloc(len);
+	if (image && conf_image_path(conf_file, image, len) == 0)
 		c = conf_lazy_open(conf_file, image, why, whylen);
+	if (image != small)
+		free(image);
 	*used_image = c != NULL;
 	if (c) {
 		memset(diags, 0, sizeof(*diags));

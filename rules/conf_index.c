@@ -49,13 +49,14 @@ struct side {
 	struct literal *lit;
 	size_t nlit;
 	uint64_t *always;
-	size_t nwords;
+	size_t nwords, nrules;
 };
 
 static int build_side(const struct rule *rules, size_t n, int dim,
 		      struct side *s)
 {
 	s->nwords = (n + 63) / 64;
+	s->nrules = n;
 	s->lit = malloc((n ? n : 1) * sizeof(*s->lit));
 	s->always = calloc(s->nwords ? s->nwords : 1, sizeof(uint64_t));
 	s->nlit = 0;
@@ -91,6 +92,60 @@ static void put_at(struct imgbuf *b, size_t off, const void *p, size_t n)
 {
 	if (!b->oom)
 		memcpy(b->p + off, p, n);
+}
+
+/* The runs of consecutive set bits of S's bitmap of N rules: how many,
+ * and, when OUT is not NULL, each. */
+static size_t runs_of(const struct side *s, size_t n, struct index_run *out)
+{
+	size_t runs = 0;
+
+	for (size_t i = 0; i < n;) {
+		if (!(s->always[i / 64] >> (i % 64) & 1)) {
+			i++;
+			continue;
+		}
+		size_t j = i;
+		while (j < n && (s->always[j / 64] >> (j % 64) & 1))
+			j++;
+		if (out)
+			out[runs] = (struct index_run){ (uint32_t)i,
+							 (uint32_t)(j - i) };
+		runs++;
+		i = j;
+	}
+	return runs;
+}
+
+/* S's rules always visited, as runs when they are smaller than its
+ * bitmap (always for a side without them: no runs, no bitmap). */
+static void put_always(struct imgbuf *b, const struct side *s,
+		       struct index_dim *dim)
+{
+	size_t n = s->nrules, runs = runs_of(s, n, NULL);
+
+	if (runs * sizeof(struct index_run) < s->nwords * sizeof(uint64_t) ||
+	    n == 0) {
+		struct index_run *r = malloc((runs ? runs : 1) * sizeof(*r));
+		if (!r) {
+			b->oom = true;
+			return;
+		}
+		runs_of(s, n, r);
+		dim->always_runs = runs;
+		/* a bitmap is told apart by no runs: an empty one is one
+		 * run of none */
+		if (!runs) {
+			r[0] = (struct index_run){ 0, 0 };
+			dim->always_runs = 1;
+		}
+		dim->always_off = img_put(b, r, dim->always_runs * sizeof(*r), 8);
+		free(r);
+	} else {
+		dim->always_runs = 0;
+		dim->always_off = img_put(b, s->always,
+					  s->nwords * sizeof(uint64_t), 8);
+	}
 }
 
 /* Group GI of DIM as written in B (NULL when B ran out of memory). */
@@ -145,8 +200,7 @@ int conf_index_write(const struct conf *c, struct imgbuf *b)
 				grp.count = j - i;
 				img_put(b, &grp, sizeof(grp), 8);
 			}
-			dim->always_off = img_put(b, s->always,
-						  s->nwords * sizeof(uint64_t), 8);
+			put_always(b, s, dim);
 			first += s->nlit;
 		}
 	if (img_serialize(c, false, &g, &gpool))

@@ -33,15 +33,24 @@
  * the rules it read) comes from a few large blocks of its own, returned
  * whole when it is freed: no small block is ever freed into glibc's
  * caches, where it would pin the heap's pages above it for the hours a
- * session may relay.  The blocks come from malloc, not from mappings of
- * their own: a new mapping costs a page fault for its first byte (~12 us
- * on a VM, more than the rest of a decision), where the heap's current
- * page is usually touched already. */
+ * session may relay.
+ *
+ * The first block of the first conf a process opens (a session opens
+ * one) is a reserve in .bss: on a VM a page costs ~12 us to touch, and a
+ * new mapping costs one for its first byte, malloc's first use five (the
+ * heap and glibc's own data); the reserve costs the pages it uses.  Other
+ * blocks come from malloc. */
 struct arena {
 	struct arena *next;
 	size_t size, used;
 };
 #define ARENA_MIN (4u << 10)
+/* Page-aligned, its flag in its first page: a conf that needs under
+ * 4 KB touches one page of .bss. */
+static _Alignas(4096) struct {
+	bool taken;
+	_Alignas(max_align_t) char block[(8u << 10) - _Alignof(max_align_t)];
+} reserve;
 
 /* Under AddressSanitizer the unused parts of an arena and a gap after
  * each block are poisoned, so that a read past a block is reported as it
@@ -62,9 +71,14 @@ static struct arena *arena_map(size_t need)
 	if (size < need)
 		return NULL;
 	size = size < ARENA_MIN ? ARENA_MIN : size;
-	struct arena *a = malloc(size);  /* not zeroed: arena_alloc zeroes */
-	if (!a)
+	struct arena *a;
+	if (!reserve.taken && size <= sizeof(reserve.block)) {
+		reserve.taken = true;
+		a = (struct arena *)(void *)reserve.block;
+		size = sizeof(reserve.block);
+	} else if (!(a = malloc(size))) {  /* not zeroed: arena_alloc zeroes */
 		return NULL;
+	}
 	a->next = NULL;
 	a->size = size;
 	a->used = sizeof(*a);
@@ -109,7 +123,10 @@ static void arena_unmap(struct arena *a)
 	while (a) {
 		struct arena *next = a->next;
 		ASAN_UNPOISON_MEMORY_REGION(a, a->size);
-		free(a);
+		if ((char *)a == reserve.block)
+			reserve.taken = false;
+		else
+			free(a);
 		a = next;
 	}
 }
@@ -198,9 +215,18 @@ static bool valid_small(const struct conf_lazy *lz)
 	for (int set = 0; set < 2; set++)
 		for (int d = 0; d < DIM_COUNT; d++) {
 			const struct index_dim *dim = &h->dims[set][d];
-			size_t words = (set_size(h, set) + 63) / 64;
-			if (!in_small(h, dim->always_off, words, 8) ||
-			    !in_small(h, dim->groups_off, dim->ngroups,
+			size_t n = set_size(h, set), words = (n + 63) / 64;
+			if (dim->always_runs
+				    ? !in_small(h, dim->always_off, dim->always_runs,
+						sizeof(struct index_run))
+				    : !in_small(h, dim->always_off, words, 8))
+				return false;
+			const struct index_run *r =
+				(const void *)(lz->small + dim->always_off);
+			for (uint64_t i = 0; i < dim->always_runs; i++)
+				if (r[i].first > n || r[i].count > n - r[i].first)
+					return false;
+			if (!in_small(h, dim->groups_off, dim->ngroups,
 				      sizeof(struct index_group)))
 				return false;
 			const struct index_group *g =
@@ -533,10 +559,50 @@ static bool has_literals(const struct conf_lazy *lz, unsigned set,
 	return false;
 }
 
-static const uint64_t *always_bits(const struct conf_lazy *lz, unsigned set,
-				   unsigned dim)
+/* Bits [A, B) of BITS set to V. */
+static void fill_range(uint64_t *bits, size_t a, size_t b, bool v)
 {
-	return (const void *)(lz->small + lz->h.dims[set][dim].always_off);
+	for (; a < b && a % 64; a++)
+		bits[a / 64] = v ? bits[a / 64] | 1ull << (a % 64)
+				 : bits[a / 64] & ~(1ull << (a % 64));
+	if (a < b && b - a >= 64) {
+		memset(bits + a / 64, v ? 0xff : 0, (b - a) / 64 * 8);
+		a += (b - a) / 64 * 64;
+	}
+	for (; a < b; a++)
+		bits[a / 64] = v ? bits[a / 64] | 1ull << (a % 64)
+				 : bits[a / 64] & ~(1ull << (a % 64));
+}
+
+/* BITS = (AND ? BITS and : ) the rules side DIM of SET always visits. */
+static void always_bits(const struct conf_lazy *lz, unsigned set,
+			unsigned dim, uint64_t *bits, bool and)
+{
+	const struct index_dim *d = &lz->h.dims[set][dim];
+	size_t n = set_size(&lz->h, (int)set), words = (n + 63) / 64;
+	const void *at = lz->small + d->always_off;
+
+	if (!d->always_runs) {
+		const uint64_t *a = at;
+		for (size_t k = 0; k < words; k++)
+			bits[k] = and ? bits[k] & a[k] : a[k];
+		return;
+	}
+	const struct index_run *r = at;
+	size_t next = 0;  /* the first rule not yet set or cleared */
+	if (!and)
+		memset(bits, 0, words * sizeof(uint64_t));
+	for (uint64_t i = 0; i < d->always_runs; i++) {
+		if (and && r[i].first > next)
+			fill_range(bits, next, r[i].first, false);
+		if (!and)
+			fill_range(bits, r[i].first,
+				   (size_t)r[i].first + r[i].count, true);
+		if ((size_t)r[i].first + r[i].count > next)
+			next = (size_t)r[i].first + r[i].count;
+	}
+	if (and)
+		fill_range(bits, next, n, false);
 }
 
 /* BITS = the set's rules that ADDR does not rule out on side DIM. */
@@ -545,11 +611,10 @@ static int candidates(struct conf_lazy *lz, unsigned set, unsigned dim,
 {
 	const struct index_dim *d = &lz->h.dims[set][dim];
 	size_t nrules = set_size(&lz->h, (int)set);
-	size_t words = (nrules + 63) / 64;
 	uint8_t key[16];
 	int family;
 
-	memcpy(bits, always_bits(lz, set, dim), words * sizeof(uint64_t));
+	always_bits(lz, set, dim, bits, false);
 	addr_key(addr, &family, key);
 	struct lookup q = { .lz = lz, .set = set, .dim = dim,
 			    .nrules = nrules };
@@ -655,13 +720,13 @@ void rule_walk_begin(struct rule_walk *w, const struct conf *c,
 	else if (candidates(lz, set, DIM_FROM, from, w->bits))
 		w->failed = true;
 	if (!w->failed && to) {
-		const uint64_t *other = always_bits(lz, set, DIM_TO);
-		if (to_literals && candidates(lz, set, DIM_TO, to, lz->other))
+		if (!to_literals)
+			always_bits(lz, set, DIM_TO, w->bits, true);
+		else if (candidates(lz, set, DIM_TO, to, lz->other))
 			w->failed = true;
-		else if (to_literals)
-			other = lz->other;
-		for (size_t k = 0; k < words && !w->failed; k++)
-			w->bits[k] &= other[k];
+		else
+			for (size_t k = 0; k < words; k++)
+				w->bits[k] &= lz->other[k];
 	}
 	if (w->failed)
 		problem(lz, "%s.compiled: not used: damaged (index)", lz->file);

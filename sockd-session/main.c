@@ -149,8 +149,8 @@ static __attribute__((noinline)) void load_rules(struct session *s, int debug)
 	}
 	log_open(s->conf);
 	log_set_debug(debug);
-	/* first thing on the heap after the rules (which an image keeps off
-	 * it), so that its data stays on the heap's first page */
+	/* first thing on the heap (a compiled image's rules keep off it), so
+	 * that its data stays on the heap's first page */
 	if (log_needs_time_zone())
 		log_load_time_zone();
 	conf_lazy_on_problem(s->conf, report_image_problem, s);
