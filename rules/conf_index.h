@@ -7,16 +7,17 @@
  * first-match semantics those are the ones whose addresses can contain
  * the client's (and the destination's), in file order.  The index lists,
  * for each rule set and each side (from:, to:), the rules whose address
- * is a literal prefix, sorted by prefix length and masked address, and a
- * bitmap of the others (0/0, names, domains, interfaces), which every
- * decision visits.  The rules themselves are stored again one by one, each
+ * is a literal prefix, sorted by prefix length and masked address, and
+ * the others (0/0, names, domains, interfaces), which every decision
+ * visits, as a bitmap or as runs of rules.  The rules themselves are stored again one by one, each
  * a self-contained record read with one pread() and checked on its own.
  *
  * The section after the body of the image:
  *   struct index_header
- *   the small part (checksummed as one, read at open): the header, the
- *     dimension table, the groups, the bitmaps and the globals (the conf
- *     without its rules, as img_serialize writes it);
+ *   the small part (checksummed as one, read at open with one pread, its
+ *     size in the image's header): the header, the dimension table, the
+ *     groups, the rules always visited and the globals (the conf without
+ *     its rules, as img_serialize writes it);
  *   entries: struct index_entry, each with a check of its own, read a
  *     block (INDEX_BLOCK entries) at a time;
  *   fences: for each group of more than one block, the key of each

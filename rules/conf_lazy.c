@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "addr.h"
@@ -17,8 +18,10 @@
  * at once is cheaper (a rule costs two preads and a check, ~100 times
  * what it costs inside a whole read). */
 #define LAZY_MAX_VISITS 64
-/* A section this small is read whole at open: a few syscalls fewer. */
-#define LAZY_READ_WHOLE (16u << 10)
+/* A section this small is read whole at open: a few syscalls fewer.  Not
+ * larger: a page touched costs more than the preads it saves (~12 us
+ * against ~1.3 us each on a VM). */
+#define LAZY_READ_WHOLE (4u << 10)
 /* A group's fences are read this many bytes at a time (on the stack);
  * more fences than that are first narrowed down one by one. */
 #define FENCE_CHUNK 1024u
@@ -38,19 +41,32 @@
  * The first block of the first conf a process opens (a session opens
  * one) is a reserve in .bss: on a VM a page costs ~12 us to touch, and a
  * new mapping costs one for its first byte, malloc's first use five (the
- * heap and glibc's own data); the reserve costs the pages it uses.  Other
- * blocks come from malloc. */
+ * heap and glibc's own data); the reserve costs the pages it uses, which
+ * conf_lazy_release_memory() gives back to the kernel once the conf is
+ * freed (a TCP relay frees it before it idles for hours).  Other blocks
+ * come from malloc. */
 struct arena {
 	struct arena *next;
 	size_t size, used;
 };
 #define ARENA_MIN (4u << 10)
-/* Page-aligned, its flag in its first page: a conf that needs under
- * 4 KB touches one page of .bss. */
-static _Alignas(4096) struct {
-	bool taken;
-	_Alignas(max_align_t) char block[(8u << 10) - _Alignof(max_align_t)];
-} reserve;
+/* Used from its first page boundary on, so that a conf that needs under
+ * 4 KB touches one page (aligning the array instead would align all of
+ * .bss, and move its small variables off the page they share with .data:
+ * a page more for every session). */
+#define RESERVE_PAGE 4096u
+static _Alignas(max_align_t) char reserve[(16u << 10) + RESERVE_PAGE];
+static bool reserve_taken;
+static size_t reserve_dirty;   /* bytes of it used since the last release */
+
+static char *reserve_block(size_t *size)
+{
+	uintptr_t at = ((uintptr_t)reserve + RESERVE_PAGE - 1) &
+		       ~(uintptr_t)(RESERVE_PAGE - 1);
+
+	*size = (size_t)((uintptr_t)(reserve + sizeof(reserve)) - at);
+	return (char *)at;
+}
 
 /* Under AddressSanitizer the unused parts of an arena and a gap after
  * each block are poisoned, so that a read past a block is reported as it
@@ -72,10 +88,12 @@ static struct arena *arena_map(size_t need)
 		return NULL;
 	size = size < ARENA_MIN ? ARENA_MIN : size;
 	struct arena *a;
-	if (!reserve.taken && size <= sizeof(reserve.block)) {
-		reserve.taken = true;
-		a = (struct arena *)(void *)reserve.block;
-		size = sizeof(reserve.block);
+	size_t avail;
+	char *block = reserve_block(&avail);
+	if (!reserve_taken && size <= avail) {
+		reserve_taken = true;
+		a = (struct arena *)(void *)block;
+		size = avail;
 	} else if (!(a = malloc(size))) {  /* not zeroed: arena_alloc zeroes */
 		return NULL;
 	}
@@ -84,6 +102,21 @@ static struct arena *arena_map(size_t need)
 	a->used = sizeof(*a);
 	ASAN_POISON_MEMORY_REGION((char *)a + a->used, size - a->used);
 	return a;
+}
+
+void conf_lazy_release_memory(void)
+{
+	size_t avail;
+	char *block = reserve_block(&avail);
+	size_t used = (reserve_dirty + RESERVE_PAGE - 1) &
+		      ~(size_t)(RESERVE_PAGE - 1);
+
+	if (reserve_taken || !used)
+		return;
+	/* they read as zeroes after, and arena_alloc zeroes what it hands
+	 * out anyway */
+	(void)madvise(block, used < avail ? used : avail, MADV_DONTNEED);
+	reserve_dirty = 0;
 }
 
 /* N zeroed bytes from the chain at *HEAD (zeroed as they are handed out,
@@ -123,10 +156,14 @@ static void arena_unmap(struct arena *a)
 	while (a) {
 		struct arena *next = a->next;
 		ASAN_UNPOISON_MEMORY_REGION(a, a->size);
-		if ((char *)a == reserve.block)
-			reserve.taken = false;
-		else
+		size_t avail;
+		if ((char *)a == reserve_block(&avail)) {
+			if (a->used > reserve_dirty)
+				reserve_dirty = a->used;
+			reserve_taken = false;
+		} else {
 			free(a);
+		}
 		a = next;
 	}
 }
@@ -298,20 +335,16 @@ static struct conf *read_globals(struct conf_lazy *lz, char *why,
 	return c;
 }
 
-/* What a lazy conf of image H takes before it reads any rule, and room
- * for a few: its first block, sized so that the heap's next allocation
- * lands right after what it uses. */
+/* What a lazy conf of image H takes at open: its first block (the
+ * reserve when that is enough: what it needs later, candidates and rules,
+ * comes from the rest of the reserve, then from more blocks). */
 static size_t first_block(const struct image_header *h, size_t name)
 {
 	size_t slack = 8 * _Alignof(max_align_t) + ARENA_REDZONE * 8;
 	size_t part = h->lazy_size <= LAZY_READ_WHOLE ? (size_t)h->lazy_size
 						       : (size_t)h->lazy_small;
-	/* a walk's candidates: a bitmap of a set, which the small part holds
-	 * two of per set (rules always visited, from: and to:) */
-	size_t bits = part / 2;
 
-	return sizeof(struct conf_lazy) + part + name + bits + (2u << 10) +
-	       slack;
+	return sizeof(struct conf_lazy) + part + name + slack;
 }
 
 struct conf *conf_lazy_open(const char *conf_file, const char *image,

@@ -35,6 +35,10 @@ int conf_lazy_fd(const struct conf *c);
  * the text gave them (decisions then block). */
 int conf_lazy_load_all(const struct conf *c);
 
+/* Gives the pages that freed lazy confs used back to the kernel: for a
+ * process that freed its conf and will idle (a TCP relay). */
+void conf_lazy_release_memory(void);
+
 /* Called with the reason each time a lazy decision had to fall back
  * because the image is damaged or out of step (not when it merely chose
  * to read all rules). */

@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "conf_lazy.h"
 #include "gss.h"
 #include "log.h"
 #include "netio.h"
@@ -179,9 +180,11 @@ void session_sandbox(const struct session *s, enum sandbox_profile p)
 		log_msg(LOGL_ERROR, "client=%s sandbox: %s", s->client, err);
 		exit(EXIT_REFUSED);
 	}
-	/* what the set-up freed (rules text, stdio and NSS buffers) goes
-	 * back to the kernel: a session may idle for hours */
+	/* what the set-up freed (rules text, stdio and NSS buffers, a
+	 * compiled image's rules) goes back to the kernel: a session may
+	 * idle for hours */
 	malloc_trim(0);
+	conf_lazy_release_memory();
 	release_stack();
 }
 

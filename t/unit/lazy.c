@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "addr.h"
@@ -672,6 +673,81 @@ static void load_all(void)
 	conf_free(c);
 }
 
+static long anonymous_kb(void)
+{
+	char line[256];
+	long kb = -1;
+	FILE *f = fopen("/proc/self/smaps_rollup", "r");
+
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "Anonymous: %ld kB", &kb) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return kb;
+}
+
+/* The pages of the reserve a lazy conf starts in go back to the kernel
+ * when asked after it is freed (a TCP relay, idling for hours), not while
+ * a conf still uses them. */
+static void release_memory(void)
+{
+	char conf[4096];
+	bool used;
+	struct request r;
+	char want[400], got[400];
+
+	snprintf(conf, sizeof(conf), "%s/small.conf", dir);  /* fits it */
+	char *text = random_conf(1, 3);
+	write_file(conf, text);
+	free(text);
+	compile(conf);
+	struct conf_diags d;
+	struct conf *t = conf_load(conf, &d);
+	conf_diags_free(&d);
+	struct conf *c = open_image(conf, &used);
+	rand_request(&r);
+	decide_all(t, &r, want, sizeof(want));
+	conf_lazy_release_memory();            /* in use: kept */
+	decide_all(c, &r, got, sizeof(got));
+	tap_ok(c && used && strcmp(want, got) == 0,
+	       "asked to give back memory while a conf is open, it still "
+	       "decides as the text");
+	conf_free(c);
+	conf_free(t);
+	/* measured in a new process, as a session's is: this one's long
+	 * history blurs its counts */
+	long kb[2] = { -1, -1 };
+	int p[2];
+	if (pipe(p) == 0) {
+		pid_t pid = fork();
+		if (pid == 0) {
+			struct conf *x = open_image(conf, &used);
+			decide_all(x, &r, got, sizeof(got));
+			conf_free(x);
+			anonymous_kb();        /* stdio's buffers settle */
+			kb[0] = anonymous_kb();
+			conf_lazy_release_memory();
+			kb[1] = anonymous_kb();
+			_exit(write(p[1], kb, sizeof(kb)) != sizeof(kb));
+		}
+		close(p[1]);
+		if (pid < 0 || read(p[0], kb, sizeof(kb)) != sizeof(kb))
+			kb[0] = kb[1] = -1;
+		close(p[0]);
+		if (pid > 0)
+			waitpid(pid, NULL, 0);
+	}
+	tap_ok(kb[0] > 0 && kb[1] > 0 && kb[0] - kb[1] >= 4,
+	       "once it is freed, its pages go back to the kernel (anonymous "
+	       "memory %ld -> %ld kB)", kb[0], kb[1]);
+	c = open_image(conf, &used);
+	decide_all(c, &r, got, sizeof(got));
+	tap_ok(c && used && strcmp(want, got) == 0,
+	       "and the next conf uses them again");
+	conf_free(c);
+}
+
 /* external: takes an interface name whether or not the host has it:
  * an image with one is current (it once was refused as "drifted"). */
 static void external_interface(void)
@@ -705,6 +781,7 @@ int main(void)
 	big_groups();
 	many_visits();
 	load_all();
+	release_memory();
 	long_run();
 	external_interface();
 	char cmd[4200];
