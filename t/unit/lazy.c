@@ -329,6 +329,18 @@ static long file_size(const char *path)
 	return stat(path, &st) ? -1 : (long)st.st_size;
 }
 
+/* Flips one bit of the byte at AT of FD (which bit: by AT), keeping the
+ * byte as it was in *ORIG for the caller to write back. */
+static bool flip_bit(int fd, long at, unsigned char *orig)
+{
+	unsigned char bad;
+
+	if (pread(fd, orig, 1, at) != 1)
+		return false;
+	bad = *orig ^ (unsigned char)(1u << (at % 8));
+	return pwrite(fd, &bad, 1, at) == 1;
+}
+
 /* Where the index section begins, and its small part's size. */
 static void section_bounds(const char *image, long *section, long *small)
 {
@@ -380,11 +392,8 @@ static void damage_sweep(void)
 	int fd = open(image, O_RDWR);
 	unsigned tried = 0, wrong = 0, reported = 0, refused = 0;
 	for (long at = section + small; at < size; at++) {
-		unsigned char orig, bad;
-		if (pread(fd, &orig, 1, at) != 1)
-			break;
-		bad = orig ^ (unsigned char)(1u << (at % 8));
-		if (pwrite(fd, &bad, 1, at) != 1)
+		unsigned char orig;
+		if (!flip_bit(fd, at, &orig))
 			break;
 		bool used;
 		unsigned before = problems;
@@ -552,11 +561,8 @@ static void big_groups(void)
 		int fd = open(image, O_RDWR);
 		long step = len > 400 ? 3 : 1;   /* bounded time */
 		for (long at = start; at < start + len; at += step) {
-			unsigned char orig, bad;
-			if (pread(fd, &orig, 1, at) != 1)
-				break;
-			bad = orig ^ (unsigned char)(1u << (at % 8));
-			if (pwrite(fd, &bad, 1, at) != 1)
+			unsigned char orig;
+			if (!flip_bit(fd, at, &orig))
 				break;
 			before = problems;
 			c = open_image(conf, &used);
