@@ -108,14 +108,22 @@ void conf_lazy_release_memory(void)
 {
 	size_t avail;
 	char *block = reserve_block(&avail);
-	size_t used = (reserve_dirty + RESERVE_PAGE - 1) &
-		      ~(size_t)(RESERVE_PAGE - 1);
+	/* whole pages of this system's size, inside the array only: the
+	 * kernel rounds a length up to a page, and whatever .bss holds after
+	 * the array would read as zeroes */
+	uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t lo = ((uintptr_t)block + pg - 1) & ~(pg - 1);
+	uintptr_t hi = ((uintptr_t)reserve + sizeof(reserve)) & ~(pg - 1);
+	uintptr_t end = ((uintptr_t)block + reserve_dirty + pg - 1) & ~(pg - 1);
 
-	if (reserve_taken || !used)
+	if (reserve_taken || !reserve_dirty)
 		return;
+	if (end > hi)
+		end = hi;
 	/* they read as zeroes after, and arena_alloc zeroes what it hands
 	 * out anyway */
-	(void)madvise(block, used < avail ? used : avail, MADV_DONTNEED);
+	if (end > lo)
+		(void)madvise((void *)lo, end - lo, MADV_DONTNEED);
 	reserve_dirty = 0;
 }
 
@@ -228,6 +236,16 @@ static bool in_small(const struct index_header *h, uint64_t off, uint64_t n,
 	       (elem == 0 || n <= (h->small_size - off) / elem);
 }
 
+/* A table of the small part (groups, runs, bitmap): after its header and
+ * wholly before the globals, which are relocated in place (pointers are
+ * written there: a table over them would be read back changed). */
+static bool table_in_small(const struct index_header *h, uint64_t off,
+			   uint64_t n, uint64_t elem)
+{
+	return in_small(h, off, n, elem) && off >= sizeof(*h) &&
+	       off <= h->globals_off && n <= (h->globals_off - off) / elem;
+}
+
 static bool in_section(const struct conf_lazy *lz, uint64_t off, uint64_t n,
 		       uint64_t elem)
 {
@@ -254,17 +272,23 @@ static bool valid_small(const struct conf_lazy *lz)
 			const struct index_dim *dim = &h->dims[set][d];
 			size_t n = set_size(h, set), words = (n + 63) / 64;
 			if (dim->always_runs
-				    ? !in_small(h, dim->always_off, dim->always_runs,
-						sizeof(struct index_run))
-				    : !in_small(h, dim->always_off, words, 8))
+				    ? !table_in_small(h, dim->always_off, dim->always_runs,
+						      sizeof(struct index_run))
+				    : !table_in_small(h, dim->always_off, words, 8))
 				return false;
+			/* runs in order, apart, within the set: filling and
+			 * masking by them must agree */
 			const struct index_run *r =
 				(const void *)(lz->small + dim->always_off);
-			for (uint64_t i = 0; i < dim->always_runs; i++)
-				if (r[i].first > n || r[i].count > n - r[i].first)
+			uint64_t next = 0;
+			for (uint64_t i = 0; i < dim->always_runs; i++) {
+				if (r[i].first < next || r[i].first > n ||
+				    r[i].count > n - r[i].first)
 					return false;
-			if (!in_small(h, dim->groups_off, dim->ngroups,
-				      sizeof(struct index_group)))
+				next = (uint64_t)r[i].first + r[i].count;
+			}
+			if (!table_in_small(h, dim->groups_off, dim->ngroups,
+					    sizeof(struct index_group)))
 				return false;
 			const struct index_group *g =
 				(const void *)(lz->small + dim->groups_off);

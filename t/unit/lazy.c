@@ -19,6 +19,7 @@
  * - A decision that would read too many rules one by one reads them all,
  *   silently; conf_dump() of a lazy conf prints every rule. */
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -443,6 +444,26 @@ static void damage_sweep(void)
 		       "and conf_open decides from the text instead");
 		conf_free(c);
 		(void)!pwrite(fd, &orig, 1, at);
+	}
+	/* a table of the small part laid over the globals, resealed past
+	 * every checksum: the globals are relocated in place, so it would be
+	 * read back as pointers (a crash, found by helper-15's review) */
+	struct index_header x;
+	if (img_pread_exact(fd, &x, sizeof(x), (uint64_t)section) == 0) {
+		struct index_header y = x;
+		y.dims[RULE_SOCKS][DIM_FROM].always_runs = 1;
+		y.dims[RULE_SOCKS][DIM_FROM].always_off =
+			x.globals_off + offsetof(struct conf, image_block);
+		(void)!pwrite(fd, &y, sizeof(y), section);
+		conf_image_reseal(image);
+		char why[300];
+		struct conf *c = conf_lazy_open(conf, image, why, sizeof(why));
+		tap_ok(!c && strstr(why, "corrupt (index)"),
+		       "rules always visited laid over the globals are refused "
+		       "(%s)", why);
+		conf_free(c);
+		(void)!pwrite(fd, &x, sizeof(x), section);
+		conf_image_reseal(image);
 	}
 	close(fd);
 	conf_free(t);
