@@ -619,16 +619,13 @@ static bool has_literals(const struct conf_lazy *lz, unsigned set,
 /* Bits [A, B) of BITS set to V. */
 static void fill_range(uint64_t *bits, size_t a, size_t b, bool v)
 {
-	for (; a < b && a % 64; a++)
-		bits[a / 64] = v ? bits[a / 64] | 1ull << (a % 64)
-				 : bits[a / 64] & ~(1ull << (a % 64));
-	if (a < b && b - a >= 64) {
-		memset(bits + a / 64, v ? 0xff : 0, (b - a) / 64 * 8);
-		a += (b - a) / 64 * 64;
+	while (a < b) {  /* a word at a time */
+		size_t w = a / 64, end = (w + 1) * 64 < b ? (w + 1) * 64 : b;
+		uint64_t m = (end - a == 64 ? ~0ull : (1ull << (end - a)) - 1)
+			     << (a % 64);
+		bits[w] = v ? bits[w] | m : bits[w] & ~m;
+		a = end;
 	}
-	for (; a < b; a++)
-		bits[a / 64] = v ? bits[a / 64] | 1ull << (a % 64)
-				 : bits[a / 64] & ~(1ull << (a % 64));
 }
 
 /* BITS = (AND ? BITS and : ) the rules side DIM of SET always visits. */
@@ -734,6 +731,17 @@ static const struct rule *read_rule(struct conf_lazy *lz, unsigned set,
 
 /* ---- walking ------------------------------------------------------- */
 
+/* *BUF, a candidate buffer of the conf's, with room for WORDS (NULL when
+ * out of memory). */
+static void grow_bits(struct conf_lazy *lz, uint64_t **buf, size_t *cap,
+		      size_t words)
+{
+	if (*buf && *cap >= words)
+		return;
+	*buf = arena_alloc(&lz->arena, (words ? words : 1) * sizeof(uint64_t));
+	*cap = *buf ? words : 0;
+}
+
 void rule_walk_begin(struct rule_walk *w, const struct conf *c,
 		     enum rule_set set, const struct sockaddr_storage *from,
 		     const struct sockaddr_storage *to)
@@ -757,16 +765,9 @@ void rule_walk_begin(struct rule_walk *w, const struct conf *c,
 	 * which the small part holds: only a side with them needs a second
 	 * buffer (a page fewer to touch for 10 000 rules) */
 	bool to_literals = to && has_literals(lz, set, DIM_TO, to);
-	if (!lz->bits || lz->bits_words < words) {  /* one walk at a time */
-		lz->bits = arena_alloc(&lz->arena, (words ? words : 1) *
-					sizeof(uint64_t));
-		lz->bits_words = lz->bits ? words : 0;
-	}
-	if (to_literals && (!lz->other || lz->other_words < words)) {
-		lz->other = arena_alloc(&lz->arena, (words ? words : 1) *
-					 sizeof(uint64_t));
-		lz->other_words = lz->other ? words : 0;
-	}
+	grow_bits(lz, &lz->bits, &lz->bits_words, words);  /* one walk at */
+	if (to_literals)                                    /* a time */
+		grow_bits(lz, &lz->other, &lz->other_words, words);
 	w->bits = lz->bits;
 	if (!w->bits || (to_literals && !lz->other)) {
 		w->failed = true;  /* out of memory: the whole rules may load */
